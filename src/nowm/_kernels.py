@@ -1,0 +1,304 @@
+"""Every numba kernel of nowm, and nothing else.
+
+Pure numeric loops: no validation, no I/O, no globals (a cached kernel would
+freeze them). Kernels write into output buffers their caller allocated. All are
+serial; nowm parallelises across files and clips, in processes.
+"""
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True)
+
+
+@njit(**_JIT)
+def band_energy(power, starts, stops, weights, floor, out):
+    """``out[t, j] = log(sum_k weights[j, k] * power[t, starts[j] + k] + floor)``."""
+    n_frames = power.shape[0]
+    n_bands = starts.shape[0]
+    for t in range(n_frames):
+        for j in range(n_bands):
+            acc = 0.0
+            for k in range(starts[j], stops[j]):
+                acc += weights[j, k - starts[j]] * power[t, k]
+            out[t, j] = np.log(acc + floor)
+
+
+@njit(**_JIT)
+def whiten(feat, hp_t, hp_f, clip, out):
+    """Whiten log band energies ``feat[t, j]`` into ``out``.
+
+    Removes each frame's mean over bands (loudness), then high-passes along time
+    (minus the mean of the frames ``hp_t`` before and after: one tile away) and
+    along bands (``hp_f`` positions: one band away), so the music's own smooth
+    structure cancels while tile-to-tile random chips pass. Finally each band is
+    centred, scaled to unit RMS and clipped to ``+-clip``.
+    """
+    n_frames, n_bands = feat.shape
+    tmp = np.empty((n_frames, n_bands))
+    for t in range(n_frames):
+        m = 0.0
+        for j in range(n_bands):
+            m += feat[t, j]
+        m /= n_bands
+        for j in range(n_bands):
+            tmp[t, j] = feat[t, j] - m
+    for t in range(n_frames):
+        a, b = t - hp_t, t + hp_t
+        for j in range(n_bands):
+            if a >= 0 and b < n_frames:
+                out[t, j] = tmp[t, j] - 0.5 * (tmp[a, j] + tmp[b, j])
+            elif a >= 0:
+                out[t, j] = tmp[t, j] - tmp[a, j]
+            elif b < n_frames:
+                out[t, j] = tmp[t, j] - tmp[b, j]
+            else:
+                out[t, j] = tmp[t, j]
+    for t in range(n_frames):
+        for j in range(n_bands):
+            a, b = j - hp_f, j + hp_f
+            if a >= 0 and b < n_bands:
+                tmp[t, j] = out[t, j] - 0.5 * (out[t, a] + out[t, b])
+            elif a >= 0:
+                tmp[t, j] = out[t, j] - out[t, a]
+            elif b < n_bands:
+                tmp[t, j] = out[t, j] - out[t, b]
+            else:
+                tmp[t, j] = out[t, j]
+    for j in range(n_bands):
+        m = 0.0
+        for t in range(n_frames):
+            m += tmp[t, j]
+        m /= max(n_frames, 1)
+        s = 0.0
+        for t in range(n_frames):
+            v = tmp[t, j] - m
+            tmp[t, j] = v
+            s += v * v
+        s = np.sqrt(s / max(n_frames, 1))
+        inv = 1.0 / s if s > 1e-12 else 0.0
+        for t in range(n_frames):
+            v = tmp[t, j] * inv
+            if v > clip:
+                v = clip
+            elif v < -clip:
+                v = -clip
+            out[t, j] = v
+
+
+@njit(**_JIT)
+def rescale_fold(feat, scale, period, out, counts):
+    """Fold a time-rescaled feature matrix modulo ``period`` frames.
+
+    Pattern frame ``tau`` is read from clip frame ``tau * scale`` by linear
+    interpolation, for every ``tau`` whose source lies inside the clip; the
+    result is summed into ``out[tau % period]`` and counted in ``counts``.
+    """
+    n_frames, n_bands = feat.shape
+    out[:, :] = 0.0
+    counts[:] = 0.0
+    n_out = int(np.floor((n_frames - 1) / scale)) + 1
+    for tau in range(n_out):
+        pos = tau * scale
+        i = int(pos)
+        frac = pos - i
+        if i + 1 >= n_frames:
+            frac = 0.0
+            i = n_frames - 1
+        r = tau % period
+        counts[r] += 1.0
+        for j in range(n_bands):
+            out[r, j] += (1.0 - frac) * feat[i, j] + frac * feat[min(i + 1, n_frames - 1), j]
+
+
+@njit(**_JIT)
+def tile_sums(fold, tile, out):
+    """Circular box sums: ``out[tau, j] = sum_{i < tile} fold[(tau + i) % period, j]``."""
+    period, n_bands = fold.shape
+    for j in range(n_bands):
+        acc = 0.0
+        for i in range(tile):
+            acc += fold[i % period, j]
+        for tau in range(period):
+            out[tau, j] = acc
+            acc += fold[(tau + tile) % period, j] - fold[tau, j]
+
+
+@njit(**_JIT)
+def data_soft(boxes, offset, shift, steps, max_shift, tile, data_pn, data_bit, out):
+    """Accumulate soft coded bits from the tile sums of one alignment.
+
+    ``boxes[tau, j]`` are tile sums of the folded features; pattern tile ``u``
+    of band ``b`` lies at ``tau = (tile * u - offset) % period`` and detector band
+    ``steps * b + shift + max_shift``.
+    """
+    period = boxes.shape[0]
+    n_tiles, n_bands = data_pn.shape
+    out[:] = 0.0
+    for u in range(n_tiles):
+        tau = (tile * u - offset) % period
+        for b in range(n_bands):
+            k = data_bit[u, b]
+            if k >= 0:
+                out[k] += data_pn[u, b] * boxes[tau, steps * b + shift + max_shift]
+
+
+@njit(**_JIT)
+def chip_field(chips, tile_of_frame, starts, stops, weights, n_bins, out):
+    """Per-frame, per-bin modulation ``out[t, k] = sum_b chips[tile_of_frame[t], b] * w[b, k]``."""
+    n_frames = tile_of_frame.shape[0]
+    n_bands = starts.shape[0]
+    for t in range(n_frames):
+        u = tile_of_frame[t]
+        for k in range(n_bins):
+            out[t, k] = 0.0
+        for b in range(n_bands):
+            c = chips[u, b]
+            for k in range(starts[b], stops[b]):
+                out[t, k] += c * weights[b, k - starts[b]]
+
+
+@njit(**_JIT)
+def silence_ramp(y, min_run, ramp, out):
+    """Gain that is 0 inside runs of >= ``min_run`` all-zero frames of ``y``.
+
+    ``y`` has shape (n, channels). The gain rises linearly to 1 over ``ramp``
+    samples away from each silent run, so the watermark fades out before digital
+    silence and the silence stays bit-exact.
+    """
+    n, n_ch = y.shape
+    big = n + ramp + 1
+    # distance to the nearest sample inside a long silent run, forward then backward
+    run = 0
+    for i in range(n):
+        silent = True
+        for c in range(n_ch):
+            if y[i, c] != 0:
+                silent = False
+                break
+        if silent:
+            run += 1
+        else:
+            run = 0
+        out[i] = 0.0 if silent else 1.0
+        if run == min_run:
+            for k in range(i - min_run + 1, i + 1):
+                out[k] = -1.0  # marks a long-run sample
+        elif run > min_run:
+            out[i] = -1.0
+    dist = big
+    for i in range(n):
+        if out[i] < 0:
+            dist = 0
+        else:
+            dist += 1
+        out[i] = dist  # store forward distance (as float)
+    dist = big
+    for i in range(n - 1, -1, -1):
+        if out[i] == 0:
+            dist = 0
+        else:
+            dist += 1
+        d = min(out[i], dist)
+        out[i] = min(1.0, d / ramp) if ramp > 0 else (0.0 if d == 0 else 1.0)
+
+
+@njit(**_JIT)
+def limit_gain(y, w, limit, release, out):
+    """Watermark gain in [0, 1] so that ``|y + g * w| <= limit`` on every channel.
+
+    ``y`` (n, channels) is the host, ``w`` (n,) the watermark added to every
+    channel. The gain is the sample-wise allowed fraction, spread by a moving
+    minimum over ``release`` samples either side and smoothed, so it moves gently.
+    """
+    n, n_ch = y.shape
+    raw = np.ones(n)
+    for i in range(n):
+        wi = w[i]
+        if wi == 0.0:
+            continue
+        g = 1.0
+        for c in range(n_ch):
+            s = y[i, c] + wi
+            if s > limit or s < -limit:
+                room = limit - abs(y[i, c]) if s * wi > 0 else limit + abs(y[i, c])
+                f = room / abs(wi)
+                if f < 0.0:
+                    f = 0.0
+                if f < g:
+                    g = f
+        raw[i] = g
+    # moving minimum over [i - release, i + release] (simple two-pass spread)
+    tmp = raw.copy()
+    last = -1
+    for i in range(n):
+        if raw[i] < 1.0:
+            last = i
+            lo = max(0, i - release)
+            for k in range(lo, i):
+                if raw[i] < tmp[k]:
+                    tmp[k] = raw[i]
+        if last >= 0 and i - last <= release and raw[last] < tmp[i]:
+            tmp[i] = raw[last]
+    # smooth with a short moving average, then take the minimum with the raw
+    # requirement so the limit always holds
+    half = max(1, release // 2)
+    acc = 0.0
+    for i in range(min(n, half)):
+        acc += tmp[i]
+    for i in range(n):
+        hi = i + half
+        if hi < n:
+            acc += tmp[hi]
+        lo = i - half - 1
+        if lo >= 0:
+            acc -= tmp[lo]
+        cnt = min(n - 1, i + half) - max(0, i - half) + 1
+        v = acc / cnt
+        out[i] = min(v, raw[i])
+
+
+@njit(**_JIT)
+def viterbi(soft, signs, mem, out):
+    """Soft-decision Viterbi decoding of a terminated convolutional code.
+
+    Parameters
+    ----------
+    soft : float64 [shape=(n_steps, n_out)]
+        Soft coded values, positive for bit 1.
+    signs : float64 [shape=(n_states, 2, n_out)]
+        +-1 coded outputs for each state and input bit.
+    mem : int
+        Encoder memory (K - 1); the last ``mem`` steps are zero tail bits.
+    out : int8 [shape=(n_steps,)]
+        Decoded input bits.
+    """
+    n_steps, n_out = soft.shape
+    n_states = 1 << mem
+    mask = n_states - 1
+    neg = -1e300
+    metric = np.full(n_states, neg)
+    metric[0] = 0.0
+    new = np.empty(n_states)
+    back = np.empty((n_steps, n_states), np.int32)
+    for t in range(n_steps):
+        new[:] = neg
+        limit_one = t < n_steps - mem
+        for s in range(n_states):
+            m = metric[s]
+            if m == neg:
+                continue
+            for bit in range(2 if limit_one else 1):
+                branch = 0.0
+                for g in range(n_out):
+                    branch += signs[s, bit, g] * soft[t, g]
+                ns = ((s << 1) | bit) & mask
+                cand = m + branch
+                if cand > new[ns]:
+                    new[ns] = cand
+                    back[t, ns] = s
+        metric[:] = new
+    state = 0
+    for t in range(n_steps - 1, -1, -1):
+        out[t] = state & 1
+        state = back[t, state]

@@ -1,0 +1,191 @@
+"""The watermark scheme: its constants, band layout and keyed patterns.
+
+Everything the embedder and the detector must agree on lives here, in one frozen
+:class:`Scheme`. Kernels receive these values as arguments (a cached numba kernel
+would freeze module globals).
+
+Layout, all in the 16 kHz mono detection domain:
+
+- STFT frames of ``n_fft`` samples every ``hop`` samples.
+- A *tile* is ``tile_frames`` frames (64 ms) by one semitone band; bands are
+  log-spaced from ``f0``, so a pitch or speed change moves the pattern along the
+  band axis by a shift that the detector searches.
+- The pattern repeats every ``period_tiles`` tiles (2.048 s). In each period a
+  keyed subset of tiles carries the *sync* pattern, one of five keyed patterns
+  chosen by the policy; the other tiles carry the error-corrected owner payload.
+- Each tile's amplitude is multiplied by ``1 + delta * chip`` with ``chip = +-1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from .keys import Key
+
+__all__ = ["Scheme", "SCHEME", "Patterns", "patterns", "band_weights"]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    sr: int = 16000
+    n_fft: int = 512
+    hop: int = 256
+    tile_frames: int = 4
+    period_tiles: int = 32
+    f0: float = 500.0
+    n_bands: int = 46
+    #: bands per octave (12: semitone bands)
+    bands_per_octave: int = 12
+    #: detector band positions per band (pitch-search resolution)
+    steps: int = 4
+    #: largest band shift searched, in detector steps
+    max_shift: int = 4
+    #: time-stretch factors searched (duration of the attacked clip / original)
+    time_scales: tuple = (1.0, 0.9925, 1.0075, 0.985, 1.015, 0.9775, 1.0225, 0.97, 1.03,
+                          0.9625, 1.0375, 0.955, 1.045)
+    sync_fraction: float = 0.5
+    #: amplitude modulation depth at strength 1
+    delta: float = 0.12
+    owner_bits: int = 32
+    crc_bits: int = 24
+    #: effective number of independent hypotheses, fitted on unmarked audio
+    #: by ``benchmarks/calibrate.py`` (see ``detect.false_alarm``)
+    effective_tests: float = 0.0
+
+    @property
+    def period_frames(self) -> int:
+        return self.tile_frames * self.period_tiles
+
+    @property
+    def tile_seconds(self) -> float:
+        return self.tile_frames * self.hop / self.sr
+
+    @property
+    def period_seconds(self) -> float:
+        return self.period_frames * self.hop / self.sr
+
+    @property
+    def n_det_bands(self) -> int:
+        return self.steps * (self.n_bands - 1) + 1 + 2 * self.max_shift
+
+    @property
+    def n_shifts(self) -> int:
+        return 2 * self.max_shift + 1
+
+    @property
+    def payload_bits(self) -> int:
+        return 8 + self.owner_bits + self.crc_bits  # policy code, owner, checksum
+
+    @property
+    def n_hypotheses(self) -> int:
+        from .policy import POLICIES
+
+        return len(POLICIES) * self.period_frames * self.n_shifts * len(self.time_scales)
+
+    def band_centres(self) -> np.ndarray:
+        """Centre frequency of every embedding band (Hz)."""
+        return self.f0 * 2.0 ** (np.arange(self.n_bands) / self.bands_per_octave)
+
+    def det_band_centres(self) -> np.ndarray:
+        """Centre frequency of every detector band position (Hz)."""
+        j = np.arange(self.n_det_bands) - self.max_shift
+        return self.f0 * 2.0 ** (j / (self.bands_per_octave * self.steps))
+
+
+SCHEME = Scheme()
+
+
+def band_weights(centres, n_fft, sr, bands_per_octave=12):
+    """Rectangular semitone-wide bands on the log-frequency axis, as sparse rows.
+
+    Parameters
+    ----------
+    centres : np.ndarray [shape=(n,)]
+        Band centre frequencies in Hz.
+    n_fft, sr : int
+        STFT size and sample rate.
+
+    Returns
+    -------
+    starts, stops : np.ndarray [shape=(n,)], int64
+        First and one-past-last FFT bin of each band.
+    weights : np.ndarray [shape=(n, max_width)], float64
+        Weight of bin ``starts[i] + k`` in band ``i``: the fraction of the bin's
+        frequency extent that lies inside the band.
+    """
+    df = sr / n_fft
+    half = 0.5 / bands_per_octave
+    lo = np.asarray(centres) * 2.0 ** -half
+    hi = np.asarray(centres) * 2.0 ** half
+    starts = np.floor(lo / df + 0.5).astype(np.int64)
+    stops = np.ceil(hi / df + 0.5).astype(np.int64)
+    stops = np.minimum(stops, n_fft // 2 + 1)
+    width = int((stops - starts).max())
+    weights = np.zeros((len(centres), width))
+    for i in range(len(centres)):
+        for k in range(starts[i], stops[i]):
+            b_lo, b_hi = (k - 0.5) * df, (k + 0.5) * df
+            weights[i, k - starts[i]] = max(0.0, min(hi[i], b_hi) - max(lo[i], b_lo)) / df
+    return starts, stops, weights
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """The keyed patterns of one key, over one period.
+
+    All arrays have shape ``(period_tiles, n_bands)``.
+
+    Attributes
+    ----------
+    sync : np.ndarray [shape=(n_policies, period_tiles, n_bands)], float64
+        Sync chips (+-1) of every policy at sync tiles, 0 at data tiles.
+    is_sync : np.ndarray, bool
+    data_pn : np.ndarray, float64
+        Spreading chips (+-1) of data tiles, 0 at sync tiles.
+    data_bit : np.ndarray, int64
+        Index of the coded bit each data tile carries, -1 at sync tiles.
+    n_coded : int
+    """
+
+    sync: np.ndarray = field(repr=False)
+    is_sync: np.ndarray = field(repr=False)
+    data_pn: np.ndarray = field(repr=False)
+    data_bit: np.ndarray = field(repr=False)
+    n_coded: int = 0
+
+
+@lru_cache(maxsize=8)
+def _patterns(secret: bytes, scheme: Scheme) -> Patterns:
+    from .ecc import coded_length
+    from .policy import POLICIES
+
+    key = Key(secret)
+    shape = (scheme.period_tiles, scheme.n_bands)
+    n = shape[0] * shape[1]
+    order = key.rng("tile-assignment").permutation(n)
+    n_sync = int(round(scheme.sync_fraction * n))
+    is_sync = np.zeros(n, bool)
+    is_sync[order[:n_sync]] = True
+    is_sync = is_sync.reshape(shape)
+    sync = np.zeros((len(POLICIES),) + shape)
+    for code in range(len(POLICIES)):
+        chips = key.rng(f"sync/{code}").integers(0, 2, size=shape) * 2.0 - 1.0
+        sync[code] = np.where(is_sync, chips, 0.0)
+    data_pn = key.rng("data-chips").integers(0, 2, size=shape) * 2.0 - 1.0
+    data_pn = np.where(is_sync, 0.0, data_pn)
+    n_coded = coded_length(scheme.payload_bits)
+    data_cells = np.flatnonzero(~is_sync.ravel())
+    bits = np.arange(len(data_cells)) % n_coded
+    data_bit = np.full(n, -1, np.int64)
+    data_bit[data_cells] = key.rng("data-order").permutation(bits)
+    for a in (sync, is_sync, data_pn, data_bit):
+        a.setflags(write=False)
+    return Patterns(sync, is_sync, data_pn, data_bit.reshape(shape), n_coded)
+
+
+def patterns(key: Key, scheme: Scheme = SCHEME) -> Patterns:
+    """Return the (cached) patterns of ``key`` under ``scheme``."""
+    return _patterns(key.secret, scheme)

@@ -1,0 +1,76 @@
+"""Short-time Fourier transforms on the scheme's global frame grid (scipy.fft).
+
+Frame ``t`` is centred on sample ``t * hop`` of the whole signal, counted from its
+first sample, so blocks of a long file share one grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+__all__ = ["frame_range", "frames", "overlap_add", "sqrt_hann", "hann"]
+
+
+def hann(n_fft: int) -> np.ndarray:
+    return scipy.signal.get_window("hann", n_fft, fftbins=True)
+
+
+def sqrt_hann(n_fft: int) -> np.ndarray:
+    """Analysis/synthesis window pair for 50 % overlap with perfect reconstruction."""
+    return np.sqrt(hann(n_fft))
+
+
+def frame_range(start: int, length: int, n_fft: int, hop: int):
+    """First and one-past-last frame whose window touches samples [start, start+length)."""
+    half = n_fft // 2
+    first = -((-(start - half + 1)) // hop)  # ceil((start - half + 1) / hop)
+    last = (start + length - 1 + half) // hop
+    return first, last + 1
+
+
+def frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int) -> np.ndarray:
+    """Frames ``t0..t1-1`` of signal ``x`` whose first sample has global index ``start``.
+
+    Samples outside ``x`` are zeros. Returns shape (t1 - t0, n_fft), a copy.
+    """
+    half = n_fft // 2
+    lo = t0 * hop - half - start  # index in x of frame t0's first sample
+    hi = (t1 - 1) * hop - half - start + n_fft
+    pad_lo, pad_hi = max(0, -lo), max(0, hi - len(x))
+    xp = x[max(lo, 0):min(hi, len(x))]
+    if pad_lo or pad_hi:
+        xp = np.concatenate([np.zeros(pad_lo, x.dtype), xp, np.zeros(pad_hi, x.dtype)])
+    view = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
+    return np.array(view[: t1 - t0])
+
+
+def overlap_add(fr: np.ndarray, start: int, t0: int, length: int, hop: int) -> np.ndarray:
+    """Overlap-add frames (first frame ``t0``) into a signal of ``length`` samples
+    whose first sample has global index ``start``."""
+    n_frames, n_fft = fr.shape
+    half = n_fft // 2
+    lo = t0 * hop - half - start
+    total = (n_frames - 1) * hop + n_fft
+    buf = np.zeros(total)
+    for i in range(n_fft // hop):  # add non-overlapping groups of frames at once
+        sel = fr[i::n_fft // hop]
+        if len(sel) == 0:
+            continue
+        seg = sel.reshape(-1)
+        off = i * hop
+        buf[off:off + len(seg)] += seg
+    out = np.zeros(length)
+    a, b = max(lo, 0), min(lo + total, length)
+    if b > a:
+        out[a:b] = buf[a - lo:b - lo]
+    return out
+
+
+def rfft(fr: np.ndarray) -> np.ndarray:
+    return scipy.fft.rfft(fr, axis=-1, workers=1)
+
+
+def irfft(spec: np.ndarray, n_fft: int) -> np.ndarray:
+    return scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=1)

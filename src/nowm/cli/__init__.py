@@ -1,0 +1,63 @@
+"""Command line: ``nowm embed | detect | keygen``.
+
+Each command is a small module over the library API. This module holds the one
+place that turns nowm's exceptions into a message on stderr and an exit status.
+Heavy imports (numba, scipy) happen inside the commands, so ``nowm --help`` is
+fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_NOT_MARKED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+
+_COMMANDS = ("embed", "detect", "keygen")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"nowm: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import detect, embed, keygen
+
+    parser = _Parser(prog="nowm", description=(
+        "Mark audio as not for AI training with an inaudible watermark, and detect the mark."))
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for mod in (embed, detect, keygen):
+        mod.add_parser(sub)
+    return parser
+
+
+def _version():
+    from .. import __version__
+
+    return f"nowm {__version__}"
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from ..errors import NowmError, ParameterError
+
+    try:
+        return int(args.run(args) or 0)
+    except ParameterError as exc:
+        print(f"nowm {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NowmError as exc:
+        print(f"nowm {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except KeyboardInterrupt:
+        print(f"nowm {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,76 @@
+"""``nowm detect PATH... [--json]``: check files for a mark."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from . import EXIT_NOT_MARKED, EXIT_OK, EXIT_UNREADABLE, _options
+
+
+def add_parser(sub):
+    p = sub.add_parser("detect", help="check audio files for a mark",
+                       description="Check audio files for a nowm mark. Exit status: 0 every input "
+                                   "marked, 1 some input not marked, 2 usage error, 3 some input "
+                                   "could not be read.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object per input (JSON Lines)")
+    _options.add_key(p, "detect")
+    p.add_argument("--threshold", type=_options.probability, default=None, metavar="FA",
+                   help="false-alarm probability that counts as marked (default 1e-6)")
+    p.set_defaults(run=run)
+
+
+def _record(path, det=None, error=None) -> dict:
+    rec = {"path": str(path), "marked": False, "false_alarm": None, "policy": None,
+           "owner": None, "duration": None, "error": error}
+    if det is not None:
+        rec.update(det.to_dict())
+        rec["path"] = str(path)
+        rec["error"] = None
+        for k, v in rec.items():  # JSON has no infinities
+            if isinstance(v, float) and not math.isfinite(v):
+                rec[k] = None
+    return rec
+
+
+def run(args) -> int:
+    from ..detection import DEFAULT_THRESHOLD
+    from ..errors import NowmError, ParameterError
+    from ..files import detect_file
+    from ..keys import resolve_key
+
+    key = resolve_key(args.key) if args.key else None
+    threshold = args.threshold or DEFAULT_THRESHOLD
+    any_unmarked = any_error = False
+    for path in args.paths:
+        try:
+            det = detect_file(path, key=key, threshold=threshold)
+            rec = _record(path, det)
+        except ParameterError:
+            raise
+        except NowmError as exc:
+            rec = _record(path, error=str(exc))
+            any_error = True
+            print(f"nowm detect: error: {exc}", file=sys.stderr)
+        if rec["error"] is None and not rec["marked"]:
+            any_unmarked = True
+        if args.json:
+            print(json.dumps(rec), flush=True)
+        elif rec["error"] is None:
+            print(_line(rec), flush=True)
+    if any_error:
+        return EXIT_UNREADABLE
+    return EXIT_NOT_MARKED if any_unmarked else EXIT_OK
+
+
+def _line(rec) -> str:
+    fa = rec["false_alarm"]
+    if rec["marked"]:
+        owner = "owner unknown" if rec["owner"] is None else f"owner {rec['owner']}"
+        return (f"{rec['path']}: MARKED {rec['policy']} ({owner}); false-alarm probability "
+                f"{fa:.1e}, {rec['duration']:.1f} s")
+    why = f" ({rec['reason']})" if rec.get("reason") else ""
+    fa_txt = "n/a" if fa is None else f"{fa:.2g}"
+    return f"{rec['path']}: not marked{why}; false-alarm probability of best match {fa_txt}, {rec['duration']:.1f} s"

@@ -1,0 +1,300 @@
+"""Detection: sync search over offset, pitch and tempo, calibrated statistics, payload.
+
+The clip is taken to the 16 kHz mono detection domain, turned into log band
+energies on a quarter-semitone grid, whitened, then for every tempo factor of
+the search grid folded modulo the pattern period. A circular correlation (by
+FFT) with each policy's sync pattern over every offset and band shift gives a
+normalised statistic ``z`` that is close to N(0, 1) when the clip carries no mark
+of this key: conditionally on the audio, it is a sum of independent +-1 chips
+weighted by the audio's own tile values, divided by its exact standard deviation.
+
+``false_alarm`` is the probability that unmarked audio gives a maximum ``z`` at
+least this large over the whole search: ``1 - (1 - Q(z)) ** effective_tests``,
+with ``effective_tests`` fitted on unmarked real music by
+``benchmarks/calibrate.py`` (the search's hypotheses overlap, so this is fewer
+than their count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.special
+
+from . import _kernels, _stft, audio, ecc, payload
+from ._scheme import SCHEME, Scheme, band_weights, patterns
+from .errors import ParameterError
+from .keys import Key, resolve_key
+from .policy import policy_from_code
+
+__all__ = ["detect", "Detection", "DEFAULT_THRESHOLD", "MIN_DETECT_SECONDS", "false_alarm"]
+
+#: Default decision threshold: false-alarm probability per file or clip.
+DEFAULT_THRESHOLD = 1e-6
+#: Shortest clip the detector looks at.
+MIN_DETECT_SECONDS = 1.0
+#: Owner ids are decoded when the sync is at least this clear (the CRC-24 then
+#: guards against a wrong id; a lenient sync threshold lets long quiet audio count).
+_OWNER_SYNC_FA = 1e-3
+_CLIP = 3.0  # whitened feature clip, in standard deviations
+_FLOOR = 1e-9  # relative floor of band energies (digital silence)
+
+
+@dataclass
+class Detection:
+    """What :func:`detect` found.
+
+    Attributes
+    ----------
+    marked : bool
+        ``false_alarm <= threshold``.
+    false_alarm : float
+        Probability that audio without this key's mark scores at least as high.
+    policy : str or None
+        Policy name when marked.
+    owner : int or None
+        Rightsholder id when marked and its checksum holds; None otherwise.
+    score : float
+        The maximum normalised statistic ``z``.
+    offset : float or None
+        Seconds from the clip start to the first pattern period start found.
+    tempo : float or None
+        Duration ratio of the clip to the marked original found by the search.
+    pitch : float or None
+        Frequency ratio found by the search.
+    duration : float
+        Seconds of audio examined.
+    key : str
+        Fingerprint of the key searched (``public`` for the built-in key).
+    reason : str or None
+        Why no verdict could be reached (e.g. ``too-short``), else None.
+    """
+
+    marked: bool
+    false_alarm: float
+    policy: str | None
+    owner: int | None
+    score: float
+    offset: float | None
+    tempo: float | None
+    pitch: float | None
+    duration: float
+    key: str
+    reason: str | None = None
+    candidates: dict = field(default_factory=dict, repr=False)
+    _soft: np.ndarray | None = field(default=None, repr=False)
+    _policy_code: int | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in (
+            "marked", "false_alarm", "policy", "owner", "score", "offset", "tempo",
+            "pitch", "duration", "key", "reason")}
+        return d
+
+
+def false_alarm(z, scheme: Scheme = SCHEME):
+    """False-alarm probability of a maximum statistic ``z`` over the whole search."""
+    q = 0.5 * scipy.special.erfc(np.asarray(z, np.float64) / np.sqrt(2.0))
+    n_eff = scheme.effective_tests or scheme.n_hypotheses
+    return -np.expm1(n_eff * np.log1p(-np.minimum(q, 1 - 1e-16)))
+
+
+class _Tables:
+    """Per (key, scheme) FFTs of the patterns, and detector band weights."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def get(cls, key: Key, scheme: Scheme):
+        ck = (key.secret, scheme)
+        if ck not in cls._cache:
+            if len(cls._cache) > 8:
+                cls._cache.clear()
+            pat = patterns(key, scheme)
+            T, tile = scheme.period_frames, scheme.tile_frames
+            imp = np.zeros((pat.sync.shape[0], T, scheme.n_bands))
+            imp[:, ::tile, :] = pat.sync
+            mask = np.zeros((T, scheme.n_bands))
+            mask[::tile, :] = pat.is_sync
+            sync_hat = np.fft.rfft(imp, axis=1)  # (policies, f, bands)
+            mask_hat = np.fft.rfft(mask, axis=0)  # (f, bands)
+            cols = (scheme.steps * np.arange(scheme.n_bands))[None, :] + np.arange(scheme.n_shifts)[:, None]
+            cls._cache[ck] = (pat, sync_hat, mask_hat, cols)
+        return cls._cache[ck]
+
+
+def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
+    """Whitened log band energies ``(frames, n_det_bands)`` of a 16 kHz mono clip."""
+    n_fft, hop = scheme.n_fft, scheme.hop
+    t1 = (len(x16) - 1) // hop + 1
+    spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop) * _stft.hann(n_fft))
+    power = spec.real ** 2 + spec.imag ** 2
+    starts, stops, weights = band_weights_cached(scheme)
+    floor = _FLOOR * max(float(power.mean()), 1e-20) * n_fft / 32
+    logs = np.empty((t1, len(starts)))
+    _kernels.band_energy(power, starts, stops, weights, floor, logs)
+    out = np.empty_like(logs)
+    _kernels.whiten(logs, scheme.tile_frames, scheme.steps, _CLIP, out)
+    return out
+
+
+_BANDS: dict = {}
+
+
+def band_weights_cached(scheme: Scheme):
+    if scheme not in _BANDS:
+        _BANDS[scheme] = band_weights(scheme.det_band_centres(), scheme.n_fft, scheme.sr,
+                                      scheme.bands_per_octave)
+    return _BANDS[scheme]
+
+
+def _search(feat, key, scheme):
+    """Best hypothesis over tempo, policy, shift and offset; returns a dict."""
+    pat, sync_hat, mask_hat, cols = _Tables.get(key, scheme)
+    T, tile = scheme.period_frames, scheme.tile_frames
+    fold = np.empty((T, feat.shape[1]))
+    counts = np.empty(T)
+    boxes = np.empty_like(fold)
+    best = None
+    for scale in scheme.time_scales:
+        _kernels.rescale_fold(feat, scale, T, fold, counts)
+        total = counts.sum()
+        if total <= 0:
+            continue
+        fold -= counts[:, None] * (fold.sum(axis=0) / total)[None, :]
+        _kernels.tile_sums(fold, tile, boxes)
+        box_hat = np.fft.rfft(boxes, axis=0)  # (f, J)
+        box2_hat = np.fft.rfft(boxes * boxes, axis=0)
+        g = box_hat[:, cols]  # (f, shifts, bands)
+        g2 = box2_hat[:, cols]
+        stat = np.fft.irfft(np.einsum("pfb,fsb->psf", sync_hat, np.conj(g)), n=T, axis=-1)
+        var = np.fft.irfft(np.einsum("fb,fsb->sf", mask_hat, np.conj(g2)), n=T, axis=-1)
+        z = stat / np.sqrt(np.maximum(var, 1e-12))[None]
+        p, s, o = np.unravel_index(int(np.argmax(z)), z.shape)
+        zmax = float(z[p, s, o])
+        if best is None or zmax > best["z"]:
+            best = dict(z=zmax, policy=int(p), shift=int(s), offset=int(o), scale=scale,
+                        boxes=boxes.copy(), per_policy=z.max(axis=(1, 2)))
+    return best
+
+
+def _soft_bits(best, key, scheme):
+    """Soft coded payload bits at the best alignment, scaled to unit noise."""
+    pat = patterns(key, scheme)
+    soft = np.empty(pat.n_coded)
+    _kernels.data_soft(best["boxes"], best["offset"], best["shift"], scheme.steps, 0,
+                       scheme.tile_frames, pat.data_pn, pat.data_bit, soft)
+    # every data tile adds a term of variance boxes**2 (as for the sync statistic)
+    sq = np.empty(pat.n_coded)
+    _kernels.data_soft(best["boxes"] ** 2, best["offset"], best["shift"], scheme.steps, 0,
+                       scheme.tile_frames, np.abs(pat.data_pn), pat.data_bit, sq)
+    return soft / np.sqrt(max(float(sq.mean()), 1e-12))
+
+
+def _decode_owner(soft, policy_code, scheme):
+    """Owner id if the payload decodes with a valid checksum and the same policy."""
+    got = payload.unpack(ecc.decode(soft, scheme.payload_bits))
+    if got is None or got[0] != policy_code:
+        return None
+    return got[1]
+
+
+def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOLD,
+               scheme: Scheme = SCHEME) -> Detection:
+    """:func:`detect` on audio already in the detection domain (16 kHz mono float)."""
+    key = resolve_key(key)
+    duration = len(x16) / scheme.sr
+    kname = "public" if key.is_public else key.fingerprint
+    if duration < MIN_DETECT_SECONDS:
+        return Detection(False, 1.0, None, None, 0.0, None, None, None, duration, kname,
+                         reason="too-short")
+    if not np.any(x16):
+        return Detection(False, 1.0, None, None, 0.0, None, None, None, duration, kname,
+                         reason="silent")
+    feat = features(x16, scheme)
+    best = _search(feat, key, scheme)
+    fa = float(false_alarm(best["z"], scheme))
+    marked = fa <= threshold
+    policy = owner = None
+    if marked:
+        policy = policy_from_code(best["policy"]).name
+    soft = None
+    if fa <= max(threshold, _OWNER_SYNC_FA):
+        soft = _soft_bits(best, key, scheme)
+        owner = _decode_owner(soft, best["policy"], scheme) if marked else None
+    T = scheme.period_frames
+    offset_frames = ((T - best["offset"]) % T) * best["scale"]
+    shift = best["shift"] - scheme.max_shift
+    where = dict(offset=offset_frames * scheme.hop / scheme.sr, tempo=best["scale"],
+                 pitch=float(2.0 ** (shift / (scheme.bands_per_octave * scheme.steps))))
+    if not marked:  # a location is only meaningful for a mark
+        where = dict(offset=None, tempo=None, pitch=None)
+    return Detection(
+        marked, fa, policy, owner, best["z"], **where,
+        duration=duration, key=kname,
+        candidates={policy_from_code(i).name: float(v) for i, v in enumerate(best["per_policy"])},
+        _soft=soft, _policy_code=best["policy"],
+    )
+
+
+def combine(results, threshold: float = DEFAULT_THRESHOLD, scheme: Scheme = SCHEME) -> Detection:
+    """One verdict from the detections of consecutive windows of one file.
+
+    The strongest window decides; its false-alarm probability is corrected for
+    the number of windows searched. Soft payload bits of every window whose sync
+    agrees with the winning policy are summed before decoding, so a long file
+    yields its owner id even when no single window could.
+    """
+    if not results:
+        raise ValueError("no detections to combine")
+    ranked = [d for d in results if d.reason is None]
+    if not ranked:
+        return results[0]
+    best = max(ranked, key=lambda d: d.score)
+    n = len(ranked)
+    fa = float(-np.expm1(n * np.log1p(-min(best.false_alarm, 1 - 1e-16))))
+    marked = fa <= threshold
+    owner = None
+    if marked:
+        softs = [d._soft for d in ranked if d._soft is not None and d._policy_code == best._policy_code]
+        if softs:
+            owner = _decode_owner(np.sum(softs, axis=0), best._policy_code, scheme)
+        if owner is None:
+            owner = best.owner
+    return Detection(marked, fa, best.policy if marked else None, owner, best.score,
+                     best.offset, best.tempo, best.pitch, sum(d.duration for d in results),
+                     best.key, None, best.candidates, None, best._policy_code)
+
+
+def detect(y, sr, *, key=None, threshold: float = DEFAULT_THRESHOLD,
+           scheme: Scheme = SCHEME) -> Detection:
+    """Look for a nowm mark in ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n, channels)]
+        Integer or float samples at any supported rate; any start, any crop.
+    sr : int
+        Sample rate of ``y``.
+    key : None, nowm.Key or path
+        ``None`` searches the public mark; a private key searches its own layer.
+    threshold : float
+        Largest false-alarm probability that counts as marked (default 1e-6).
+
+    Returns
+    -------
+    Detection
+
+    Examples
+    --------
+    >>> import numpy as np, nowm
+    >>> y = np.random.default_rng(0).normal(0, 0.1, 10 * 16000)
+    >>> nowm.detect(y, 16000).marked
+    False
+    """
+    y = audio.valid_audio(y, sr)
+    if not 0.0 < float(threshold) < 1.0:
+        raise ParameterError(f"threshold={threshold!r} must be a probability in (0, 1)")
+    x16 = audio.resample(audio.to_mono(audio.as_float2d(y)), int(sr), scheme.sr)
+    return detect_16k(x16, key=key, threshold=float(threshold), scheme=scheme)

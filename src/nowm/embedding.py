@@ -1,0 +1,211 @@
+"""Embedding: add the keyed, host-shaped watermark to audio at its own rate.
+
+The watermark is computed on the 16 kHz mono downmix (the detection domain): an
+STFT whose tiles are scaled by ``1 + delta * chip``, i.e. a signal proportional
+to the host's own spectrum in each tile. It is resampled to the native rate and
+added to every channel, faded out next to digital silence, and attenuated by a
+gentle limiter wherever adding it would exceed full scale.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import _kernels, _stft, audio, ecc, payload
+from ._scheme import SCHEME, Scheme, band_weights, patterns
+from .errors import ParameterError, TooShortError
+from .keys import PUBLIC_KEY, Key, resolve_key
+from .policy import DEFAULT_POLICY, get_policy
+
+__all__ = ["embed", "check_owner", "chip_grid", "NowmWarning",
+           "MIN_EMBED_SECONDS", "OWNER_SECONDS"]
+
+#: Shortest audio that can carry a mark at all.
+MIN_EMBED_SECONDS = 1.0
+#: Audio shorter than this carries the policy, but its owner id cannot be
+#: recovered reliably (measured: ``benchmarks/robustness.py``).
+OWNER_SECONDS = 20.0
+_SILENCE_RUN = 0.002  # seconds of exact zeros that count as digital silence
+_SILENCE_RAMP = 0.004  # fade of the watermark next to silence, seconds
+_LIMITER_RELEASE = 0.002
+
+
+class NowmWarning(UserWarning):
+    """Something was embedded, but less than asked (e.g. no owner id)."""
+
+
+def check_owner(owner) -> int:
+    """Validate a rightsholder id: an integer in [0, 2**32)."""
+    if isinstance(owner, bool) or not isinstance(owner, (int, np.integer)):
+        raise ParameterError(f"owner={owner!r} must be an integer in 0..{2**32 - 1}")
+    if not 0 <= int(owner) < 2**32:
+        raise ParameterError(f"owner={owner} is out of range: it must be in 0..{2**32 - 1} (32 bits)")
+    return int(owner)
+
+
+def check_strength(strength) -> float:
+    try:
+        s = float(strength)
+    except (TypeError, ValueError):
+        raise ParameterError(f"strength={strength!r} must be a number") from None
+    if not 0.0 < s <= 4.0 or not np.isfinite(s):
+        raise ParameterError(f"strength={strength!r} must be in (0, 4]; 1 is the tuned default")
+    return s
+
+
+def chip_grid(key: Key, policy_code: int, owner: int, scheme: Scheme = SCHEME) -> np.ndarray:
+    """The +-1 chip of every tile of one period: sync pattern plus coded payload."""
+    pat = patterns(key, scheme)
+    coded = ecc.encode(payload.pack(policy_code, owner)).astype(np.float64) * 2.0 - 1.0
+    data = np.where(pat.data_bit >= 0, pat.data_pn * coded[np.maximum(pat.data_bit, 0)], 0.0)
+    return pat.sync[policy_code] + data
+
+
+class _Bands:
+    """Embedding band weights over FFT bins (cached per scheme)."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def get(cls, scheme: Scheme):
+        if scheme not in cls._cache:
+            cls._cache[scheme] = band_weights(scheme.band_centres(), scheme.n_fft, scheme.sr,
+                                              scheme.bands_per_octave)
+        return cls._cache[scheme]
+
+
+def watermark16(x16: np.ndarray, start: int, chips: np.ndarray, depth: float,
+                scheme: Scheme = SCHEME) -> np.ndarray:
+    """Watermark signal for a stretch of the 16 kHz downmix.
+
+    Parameters
+    ----------
+    x16 : np.ndarray [shape=(n,)]
+        Downmix at 16 kHz; its first sample is sample ``start`` of the whole file.
+    start : int
+        Global index of ``x16[0]``, so blocks of a long file share the tile grid.
+    chips : np.ndarray [shape=(period_tiles, n_bands)]
+        Chip per tile (sum of the layers' grids).
+    depth : float
+        Modulation depth ``delta * strength``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)]
+    """
+    n_fft, hop = scheme.n_fft, scheme.hop
+    t0, t1 = _stft.frame_range(start, len(x16), n_fft, hop)
+    win = _stft.sqrt_hann(n_fft)
+    spec = _stft.rfft(_stft.frames(x16, start, t0, t1, n_fft, hop) * win)
+    tiles = np.floor_divide(np.arange(t0, t1), scheme.tile_frames) % scheme.period_tiles
+    starts, stops, weights = _Bands.get(scheme)
+    field = np.empty(spec.shape)
+    _kernels.chip_field(chips, tiles.astype(np.int64), starts, stops, weights, spec.shape[1], field)
+    spec *= field * depth
+    return _stft.overlap_add(_stft.irfft(spec, n_fft) * win, start, t0, len(x16), hop)
+
+
+def _layers(key, policy_code, owner, scheme):
+    grids = [chip_grid(PUBLIC_KEY, policy_code, owner, scheme)]
+    if key is not None and not key.is_public:
+        grids.append(chip_grid(key, policy_code, owner, scheme))
+    return np.sum(grids, axis=0)
+
+
+def embed_block(yf: np.ndarray, sr: int, start: int, chips: np.ndarray, depth: float,
+                limit: float, scheme: Scheme = SCHEME) -> np.ndarray:
+    """Marked copy of a float ``(n, channels)`` block whose first sample is ``start``.
+
+    ``start`` must be a multiple of :func:`audio.grid_unit` (sr)[0] so the block
+    lies on the global 16 kHz grid. Returns float64 ``(n, channels)``.
+    """
+    native_unit, unit16 = audio.grid_unit(sr, scheme.sr)
+    if start % native_unit:
+        raise ValueError(f"block start {start} is not on the {native_unit}-sample grid")
+    start16 = start // native_unit * unit16
+    x16 = audio.resample(audio.to_mono(yf), sr, scheme.sr)
+    w16 = watermark16(x16, start16, chips, depth, scheme)
+    w = audio.resample(w16, scheme.sr, sr)
+    n = len(yf)
+    w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w))])
+    gain = np.empty(n)
+    _kernels.silence_ramp(yf, max(1, int(_SILENCE_RUN * sr)), int(_SILENCE_RAMP * sr), gain)
+    w *= gain
+    _kernels.limit_gain(yf, w, limit, max(1, int(_LIMITER_RELEASE * sr)), gain)
+    w *= gain
+    return yf + w[:, None]
+
+
+def embed(y, sr, *, policy=DEFAULT_POLICY, owner=0, key=None, strength=1.0,
+          scheme: Scheme = SCHEME) -> np.ndarray:
+    """Return a marked copy of ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n, channels)]
+        Integer or float samples at any rate from 8 kHz to 192 kHz.
+    sr : int
+        Sample rate of ``y``.
+    policy : str
+        One of :data:`nowm.POLICIES`; default ``"no-ai-training"``.
+    owner : int
+        Rightsholder id in ``0 .. 2**32 - 1`` (0 = unspecified).
+    key : None, nowm.Key or path
+        ``None`` embeds the public mark only. A private key embeds the public
+        mark *and* a second layer that only this key detects.
+    strength : float
+        Multiplier of the tuned modulation depth, in (0, 4].
+
+    Returns
+    -------
+    np.ndarray
+        Same dtype, shape and rate as ``y``; never clipped (a limiter lowers the
+        watermark near full scale); digital silence stays exactly silent.
+
+    Raises
+    ------
+    ParameterError
+        Bad audio, policy, owner, strength or key.
+    TooShortError
+        Audio shorter than :data:`MIN_EMBED_SECONDS`.
+
+    Warns
+    -----
+    NowmWarning
+        When the audio is shorter than :data:`OWNER_SECONDS`: the policy is
+        embedded, but the owner id will not be recoverable.
+
+    Examples
+    --------
+    >>> import numpy as np, nowm
+    >>> sr = 16000
+    >>> y = np.random.default_rng(0).normal(0, 0.1, 30 * sr).astype(np.float32)
+    >>> marked = nowm.embed(y, sr, policy="no-ai-training", owner=42)
+    >>> marked.dtype, marked.shape == y.shape
+    (dtype('float32'), True)
+    """
+    y = audio.valid_audio(y, sr)
+    sr = int(sr)
+    pol = get_policy(policy)
+    owner = check_owner(owner)
+    depth = scheme.delta * check_strength(strength)
+    key = resolve_key(key)
+    duration = len(y) / sr
+    if duration < MIN_EMBED_SECONDS:
+        raise TooShortError(
+            f"audio is {duration:.3f} s long; a mark needs at least {MIN_EMBED_SECONDS} s"
+        )
+    if duration < OWNER_SECONDS and owner:
+        warnings.warn(
+            f"audio is {duration:.1f} s long: the policy {pol.name!r} is embedded, but the "
+            f"owner id needs about {OWNER_SECONDS:.0f} s of audio to be recovered",
+            NowmWarning, stacklevel=2)
+    yf = audio.as_float2d(y)
+    limit = max(1.0, float(np.abs(yf).max())) if y.dtype.kind == "f" else 1.0
+    if y.dtype.kind in "iu":
+        limit -= 1.0 / audio.full_scale(y.dtype)  # the largest positive integer
+    chips = _layers(key, pol.code, owner, scheme)
+    out = embed_block(yf, sr, 0, chips, depth, limit, scheme)
+    return audio.from_float2d(out, y)
