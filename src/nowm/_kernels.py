@@ -25,14 +25,16 @@ def band_energy(power, starts, stops, weights, floor, out):
 
 
 @njit(**_JIT)
-def whiten(feat, hp_t, hp_f, clip, out):
+def whiten(feat, hp_t, hp_f, clip, norm_half, out):
     """Whiten log band energies ``feat[t, j]`` into ``out``.
 
     Removes each frame's mean over bands (loudness), then high-passes along time
     (minus the mean of the frames ``hp_t`` before and after: one tile away) and
     along bands (``hp_f`` positions: one band away), so the music's own smooth
     structure cancels while tile-to-tile random chips pass. Finally each band is
-    centred, scaled to unit RMS and clipped to ``+-clip``.
+    centred, scaled to unit local RMS (over ``+-norm_half`` frames; the whole
+    clip when ``norm_half`` is 0) and clipped to ``+-clip``, so loud transients
+    and noisy passages weigh less than steady ones.
     """
     n_frames, n_bands = feat.shape
     tmp = np.empty((n_frames, n_bands))
@@ -75,10 +77,27 @@ def whiten(feat, hp_t, hp_f, clip, out):
             v = tmp[t, j] - m
             tmp[t, j] = v
             s += v * v
-        s = np.sqrt(s / max(n_frames, 1))
-        inv = 1.0 / s if s > 1e-12 else 0.0
+        glob = np.sqrt(s / max(n_frames, 1))
+        if norm_half <= 0 or n_frames <= 2 * norm_half:
+            inv = 1.0 / glob if glob > 1e-12 else 0.0
+            for t in range(n_frames):
+                out[t, j] = tmp[t, j] * inv
+        else:
+            # running sum of squares over [t - norm_half, t + norm_half]
+            acc = 0.0
+            for t in range(min(n_frames, norm_half + 1)):
+                acc += tmp[t, j] * tmp[t, j]
+            for t in range(n_frames):
+                lo, hi = t - norm_half, t + norm_half
+                cnt = min(n_frames - 1, hi) - max(0, lo) + 1
+                loc = np.sqrt(acc / cnt) + 0.1 * glob  # floor: never amplify near-silence
+                out[t, j] = tmp[t, j] / loc if loc > 1e-12 else 0.0
+                if hi + 1 < n_frames:
+                    acc += tmp[hi + 1, j] * tmp[hi + 1, j]
+                if lo >= 0:
+                    acc -= tmp[lo, j] * tmp[lo, j]
         for t in range(n_frames):
-            v = tmp[t, j] * inv
+            v = out[t, j]
             if v > clip:
                 v = clip
             elif v < -clip:
@@ -144,18 +163,67 @@ def data_soft(boxes, offset, shift, steps, max_shift, tile, data_pn, data_bit, o
 
 
 @njit(**_JIT)
-def chip_field(chips, tile_of_frame, starts, stops, weights, n_bins, out):
-    """Per-frame, per-bin modulation ``out[t, k] = sum_b chips[tile_of_frame[t], b] * w[b, k]``."""
-    n_frames = tile_of_frame.shape[0]
+def chip_field(amp, starts, stops, weights, n_bins, out):
+    """Per-frame, per-bin modulation ``out[t, k] = sum_b amp[t, b] * w[b, k]``."""
+    n_frames = amp.shape[0]
     n_bands = starts.shape[0]
     for t in range(n_frames):
-        u = tile_of_frame[t]
         for k in range(n_bins):
             out[t, k] = 0.0
         for b in range(n_bands):
-            c = chips[u, b]
+            a = amp[t, b]
             for k in range(starts[b], stops[b]):
-                out[t, k] += c * weights[b, k - starts[b]]
+                out[t, k] += a * weights[b, k - starts[b]]
+
+
+@njit(**_JIT)
+def band_power(power, starts, stops, weights, out):
+    """``out[t, j] = sum_k weights[j, k] * power[t, starts[j] + k]`` (linear, no log)."""
+    for t in range(power.shape[0]):
+        for j in range(starts.shape[0]):
+            acc = 0.0
+            for k in range(starts[j], stops[j]):
+                acc += weights[j, k - starts[j]] * power[t, k]
+            out[t, j] = acc
+
+
+@njit(**_JIT)
+def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, out):
+    """Modulation depth per tile from a simple simultaneous-masking model.
+
+    ``tile_power[u, b]``: band powers of tile ``u``; ``total_power[u]``: power of
+    the whole tile (all frequencies). The masked threshold of band ``b`` is the
+    sum over bands ``b2`` of ``tile_power[u, b2] * spread(b - b2)``, with the
+    spreading factor ``up ** (b - b2)`` towards higher bands and ``down ** (b2 - b)``
+    towards lower ones, lowered by ``offset`` (a power ratio). The depth is
+    ``sqrt(threshold / power)`` clipped to ``[lo, hi]``, then scaled down in any
+    tile where the watermark would exceed ``snr_min`` (power ratio) of the tile.
+    """
+    n_tiles, n_bands = tile_power.shape
+    for u in range(n_tiles):
+        wm = 0.0
+        for b in range(n_bands):
+            p = tile_power[u, b]
+            if p <= 0.0:
+                out[u, b] = 0.0
+                continue
+            thr = 0.0
+            for b2 in range(n_bands):
+                if b2 <= b:
+                    thr += tile_power[u, b2] * up ** (b - b2)
+                else:
+                    thr += tile_power[u, b2] * down ** (b2 - b)
+            d = np.sqrt(thr * offset / p)
+            if d < lo:
+                d = lo
+            elif d > hi:
+                d = hi
+            out[u, b] = d
+            wm += d * d * p
+        if wm > snr_min * total_power[u] and wm > 0.0:
+            g = np.sqrt(snr_min * total_power[u] / wm)
+            for b in range(n_bands):
+                out[u, b] *= g
 
 
 @njit(**_JIT)

@@ -47,13 +47,26 @@ class Scheme:
     time_scales: tuple = (1.0, 0.9925, 1.0075, 0.985, 1.015, 0.9775, 1.0225, 0.97, 1.03,
                           0.9625, 1.0375, 0.955, 1.045)
     sync_fraction: float = 0.5
-    #: amplitude modulation depth at strength 1
+    #: reference amplitude modulation depth at strength 1
     delta: float = 0.12
+    #: masking model: spreading (dB per band) towards higher and lower bands,
+    #: threshold offset below the masker (dB), depth limits, and the lowest
+    #: local SNR (dB) a tile may reach
+    masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 28.0)
+    #: whitened features are clipped to +-feature_clip local standard deviations
+    feature_clip: float = 3.0
+    #: half-width (frames) of the local noise normalisation; 0: whole clip
+    norm_frames: int = 0
     owner_bits: int = 32
     crc_bits: int = 24
-    #: effective number of independent hypotheses, fitted on unmarked audio
-    #: by ``benchmarks/calibrate.py`` (see ``detect.false_alarm``)
-    effective_tests: float = 0.0
+    #: effective number of independent hypotheses as ``(clip seconds, n)`` pairs,
+    #: fitted on unmarked real music by ``benchmarks/calibrate.py`` and
+    #: interpolated in log-duration (see ``detection.false_alarm``); empty means
+    #: the plain count of hypotheses (Bonferroni, conservative)
+    #: (benchmarks/results/calibration.txt; 20 s and 30 s pooled, as the count
+    #: saturates once the clip is long enough for every tempo factor to differ)
+    effective_tests: tuple = ((1.5, 16894), (3.0, 28060), (5.0, 38483), (10.0, 53140),
+                              (20.0, 57171), (30.0, 57171))
 
     @property
     def period_frames(self) -> int:
@@ -78,6 +91,13 @@ class Scheme:
     @property
     def payload_bits(self) -> int:
         return 8 + self.owner_bits + self.crc_bits  # policy code, owner, checksum
+
+    def n_effective(self, duration: float) -> float:
+        """Effective number of independent hypotheses searched in ``duration`` s."""
+        if not self.effective_tests:
+            return float(self.n_hypotheses)
+        d, n = np.array(self.effective_tests, dtype=float).T
+        return float(np.exp(np.interp(np.log(max(duration, 1e-3)), np.log(d), np.log(n))))
 
     @property
     def n_hypotheses(self) -> int:

@@ -33,11 +33,10 @@ __all__ = ["detect", "Detection", "DEFAULT_THRESHOLD", "MIN_DETECT_SECONDS", "fa
 #: Default decision threshold: false-alarm probability per file or clip.
 DEFAULT_THRESHOLD = 1e-6
 #: Shortest clip the detector looks at.
-MIN_DETECT_SECONDS = 1.0
+MIN_DETECT_SECONDS = 1.5
 #: Owner ids are decoded when the sync is at least this clear (the CRC-24 then
 #: guards against a wrong id; a lenient sync threshold lets long quiet audio count).
 _OWNER_SYNC_FA = 1e-3
-_CLIP = 3.0  # whitened feature clip, in standard deviations
 _FLOOR = 1e-9  # relative floor of band energies (digital silence)
 
 
@@ -93,10 +92,11 @@ class Detection:
         return d
 
 
-def false_alarm(z, scheme: Scheme = SCHEME):
-    """False-alarm probability of a maximum statistic ``z`` over the whole search."""
+def false_alarm(z, duration: float, scheme: Scheme = SCHEME):
+    """False-alarm probability of a maximum statistic ``z`` over the whole search
+    of a clip of ``duration`` seconds."""
     q = 0.5 * scipy.special.erfc(np.asarray(z, np.float64) / np.sqrt(2.0))
-    n_eff = scheme.effective_tests or scheme.n_hypotheses
+    n_eff = scheme.n_effective(duration)
     return -np.expm1(n_eff * np.log1p(-np.minimum(q, 1 - 1e-16)))
 
 
@@ -135,7 +135,8 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
     logs = np.empty((t1, len(starts)))
     _kernels.band_energy(power, starts, stops, weights, floor, logs)
     out = np.empty_like(logs)
-    _kernels.whiten(logs, scheme.tile_frames, scheme.steps, _CLIP, out)
+    _kernels.whiten(logs, scheme.tile_frames, scheme.steps, scheme.feature_clip,
+                     scheme.norm_frames, out)
     return out
 
 
@@ -214,7 +215,7 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
                          reason="silent")
     feat = features(x16, scheme)
     best = _search(feat, key, scheme)
-    fa = float(false_alarm(best["z"], scheme))
+    fa = float(false_alarm(best["z"], duration, scheme))
     marked = fa <= threshold
     policy = owner = None
     if marked:

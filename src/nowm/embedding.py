@@ -99,12 +99,35 @@ def watermark16(x16: np.ndarray, start: int, chips: np.ndarray, depth: float,
     t0, t1 = _stft.frame_range(start, len(x16), n_fft, hop)
     win = _stft.sqrt_hann(n_fft)
     spec = _stft.rfft(_stft.frames(x16, start, t0, t1, n_fft, hop) * win)
-    tiles = np.floor_divide(np.arange(t0, t1), scheme.tile_frames) % scheme.period_tiles
+    frame_tiles = np.floor_divide(np.arange(t0, t1), scheme.tile_frames)
     starts, stops, weights = _Bands.get(scheme)
+    amp = _depths(spec, frame_tiles, scheme)[frame_tiles - frame_tiles[0]] * depth
+    amp *= chips[frame_tiles % scheme.period_tiles]
     field = np.empty(spec.shape)
-    _kernels.chip_field(chips, tiles.astype(np.int64), starts, stops, weights, spec.shape[1], field)
-    spec *= field * depth
+    _kernels.chip_field(amp, starts, stops, weights, spec.shape[1], field)
+    spec *= field
     return _stft.overlap_add(_stft.irfft(spec, n_fft) * win, start, t0, len(x16), hop)
+
+
+def _depths(spec, frame_tiles, scheme: Scheme) -> np.ndarray:
+    """Relative modulation depth of every tile touched by these frames, shape
+    ``(n_tiles, n_bands)``, from the masking model (1.0 = ``scheme.delta``)."""
+    starts, stops, weights = _Bands.get(scheme)
+    power = spec.real ** 2 + spec.imag ** 2
+    bp = np.empty((len(power), len(starts)))
+    _kernels.band_power(power, starts, stops, weights, bp)
+    first = frame_tiles[0]
+    n_tiles = frame_tiles[-1] - first + 1
+    idx = frame_tiles - first
+    tile_power = np.zeros((n_tiles, len(starts)))
+    np.add.at(tile_power, idx, bp)
+    total = np.zeros(n_tiles)
+    np.add.at(total, idx, power.sum(axis=1))
+    out = np.empty_like(tile_power)
+    m = scheme.masking
+    _kernels.masked_depth(tile_power, total, 10 ** (-m[0] / 10), 10 ** (-m[1] / 10),
+                          10 ** (-m[2] / 10), m[3], m[4], 10 ** (-m[5] / 10), out)
+    return out / scheme.delta
 
 
 def _layers(key, policy_code, owner, scheme):

@@ -1,0 +1,184 @@
+"""The engine on arrays: round trips, clips, false alarms, keys, silence, clipping."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import nowm
+from nowm.keys import generate_key
+
+from .conftest import synth_music, to_clip
+
+
+@pytest.fixture(scope="module")
+def marked_sample(sample):
+    y, sr = sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nowm.NowmWarning)
+        return nowm.embed(y, sr, policy="no-genai-training", owner=0xC0FFEE), sr
+
+
+def test_round_trip_real_music(sample, marked_sample):
+    y, sr = sample
+    m, _ = marked_sample
+    assert m.dtype == y.dtype and m.shape == y.shape
+    det = nowm.detect(m, sr)
+    assert det.marked and det.policy == "no-genai-training"
+    assert det.owner == 0xC0FFEE
+    assert det.false_alarm < 1e-6
+    assert not nowm.detect(y, sr).marked
+
+
+def test_inaudibility_snr_on_real_music(sample, marked_sample):
+    y, _ = sample
+    m, _ = marked_sample
+    snr = 10 * np.log10(np.sum(y.astype(float) ** 2) / np.sum((m.astype(float) - y) ** 2))
+    assert 28 < snr < 60
+
+
+@pytest.mark.parametrize("policy", list(nowm.POLICIES))
+def test_every_policy_round_trips(music, policy):
+    y, sr = music
+    m = nowm.embed(y, sr, policy=policy, owner=7)
+    det = nowm.detect(m, sr)
+    assert det.marked and det.policy == policy and det.owner == 7
+
+
+def test_ten_second_clips_policy_and_owner(marked_sample, rng):
+    m, sr = marked_sample
+    found = owners = 0
+    for _ in range(8):
+        det = nowm.detect(to_clip(m, sr, 10.0, rng), 16000)
+        found += det.marked and det.policy == "no-genai-training"
+        owners += det.owner == 0xC0FFEE
+        assert det.owner in (None, 0xC0FFEE)  # never a wrong id
+    assert found == 8
+    assert owners >= 4
+
+
+def test_three_second_clips_policy(marked_sample, rng):
+    m, sr = marked_sample
+    found = 0
+    for _ in range(10):
+        det = nowm.detect(to_clip(m, sr, 3.0, rng), 16000)
+        assert det.policy in (None, "no-genai-training")
+        found += det.marked
+    assert found >= 8
+
+
+def test_unmarked_clips_never_marked_and_false_alarm_is_uniform(rng):
+    """Null distribution: unmarked audio against many random keys (the statistic's
+    randomness is the key's chips), plus the public key on many unmarked clips."""
+    fas = []
+    y = synth_music(40.0, 16000, seed=5, channels=1)[:, 0]
+    for i in range(150):
+        key = nowm.Key(rng.bytes(32))
+        start = int(rng.integers(0, len(y) - 10 * 16000))
+        det = nowm.detect(y[start:start + 10 * 16000], 16000, key=key)
+        assert not det.marked
+        fas.append(det.false_alarm)
+    for i in range(150):
+        clip = synth_music(5.0, 16000, seed=100 + i, channels=1)[:, 0]
+        det = nowm.detect(clip, 16000)
+        assert not det.marked
+        fas.append(det.false_alarm)
+    ks = scipy.stats.kstest(fas, "uniform")
+    assert ks.pvalue > 1e-3, ks
+
+
+def test_wrong_key_finds_nothing_and_private_layer_is_found(music, rng):
+    y, sr = music
+    mine, other = generate_key(), generate_key()
+    m = nowm.embed(y, sr, key=mine, owner=99)
+    assert nowm.detect(m, sr, key=mine).owner == 99
+    assert nowm.detect(m, sr).marked  # the public layer is always there
+    assert not nowm.detect(m, sr, key=other).marked
+    plain = nowm.embed(y, sr)
+    assert not nowm.detect(plain, sr, key=mine).marked
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "float32", "float64"])
+def test_digital_silence_stays_bit_exact(dtype):
+    sr = 44100
+    y = synth_music(12.0, sr, seed=3)
+    y[: sr] = 0  # leading silence
+    y[5 * sr: 6 * sr] = 0  # a gap
+    y[-sr // 2:] = 0  # trailing silence
+    if dtype.startswith("int"):
+        y = (y * np.iinfo(dtype).max * 0.9).astype(dtype)
+    else:
+        y = y.astype(dtype)
+    m = nowm.embed(y, sr)
+    assert m.dtype == y.dtype
+    zero = np.all(y == 0, axis=1)
+    assert np.array_equal(m[zero], y[zero])
+    assert np.any(m != y)
+
+
+def test_loud_input_never_clips():
+    sr = 44100
+    y = synth_music(10.0, sr, seed=4)
+    y = y / np.abs(y).max()  # peaks at exactly full scale
+    m = nowm.embed(y, sr)
+    assert np.abs(m).max() <= 1.0
+    yi = (y * 32767).astype(np.int16)
+    mi = nowm.embed(yi, sr)
+    # no wrap-around: the marked copy stays close to the original everywhere
+    assert np.abs(mi.astype(int) - yi).max() < 3000
+    assert nowm.detect(mi, sr).marked
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 48000, 96000, 192000])
+def test_sample_rates(sr):
+    y = synth_music(12.0, sr, seed=2)
+    m = nowm.embed(y, sr, owner=5)
+    assert m.shape == y.shape
+    det = nowm.detect(m, sr)
+    assert det.marked and det.policy == "no-ai-training"
+
+
+@pytest.mark.parametrize("shape", ["mono1d", "mono2d", "six"])
+def test_channel_layouts(shape):
+    sr = 32000
+    y = synth_music(12.0, sr, seed=6, channels=6 if shape == "six" else 1)
+    if shape == "mono1d":
+        y = y[:, 0]
+    m = nowm.embed(y, sr)
+    assert m.shape == y.shape
+    assert nowm.detect(m, sr).marked
+    if shape == "six":  # the same watermark on every channel: a downmix keeps it
+        d = (m - y).astype(float)
+        assert np.allclose(d[:, 0], d[:, 5], atol=1e-6)
+
+
+def test_tempo_and_pitch_search(music):
+    import soxr
+
+    y, sr = music
+    m = nowm.embed(y, sr)
+    x = m.mean(axis=1)
+    # speed +4 %: play 4 % faster (resample and reinterpret the rate)
+    fast = soxr.resample(x, sr, int(sr / 1.04))
+    det = nowm.detect(fast, sr)
+    assert det.marked
+    assert det.tempo == pytest.approx(1 / 1.04, abs=0.01)
+    assert det.pitch == pytest.approx(1.04, abs=0.01)
+
+
+def test_short_audio_policy_only_warns(music):
+    y, sr = music
+    with pytest.warns(nowm.NowmWarning, match="owner id"):
+        m = nowm.embed(y[: 8 * sr], sr, owner=12)
+    det = nowm.detect(m, sr)
+    assert det.marked and det.policy == "no-ai-training"
+
+
+def test_too_short_is_reported_not_guessed():
+    det = nowm.detect(np.zeros(8000) + 0.01, 16000)
+    assert not det.marked and det.reason == "too-short"
+    with pytest.raises(nowm.TooShortError, match="at least"):
+        nowm.embed(np.ones(4000, np.float32) * 0.1, 16000)
