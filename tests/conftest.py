@@ -35,7 +35,7 @@ def synth_music(seconds: float, sr: int, seed: int = 0, channels: int = 2) -> np
         seg = slice(start, min(n, start + note_len))
         tt = t[seg] - t[start]
         env = np.minimum(1, tt / 0.02) * np.exp(-tt * 2.0)
-        for _ in range(3):
+        for _ in range(5):
             f0 = 110 * 2 ** (r.integers(0, 36) / 12)
             vib = 1 + 0.004 * np.sin(2 * np.pi * 5.5 * tt)
             for h in range(1, 9):
@@ -44,7 +44,11 @@ def synth_music(seconds: float, sr: int, seed: int = 0, channels: int = 2) -> np
     beats = np.zeros(n)
     beats[:: int(0.25 * sr)] = 1.0
     kernel = r.normal(size=int(0.03 * sr)) * np.exp(-np.arange(int(0.03 * sr)) / (0.005 * sr))
-    y += 0.5 * np.convolve(beats, kernel)[:n]
+    y += 1.5 * np.convolve(beats, kernel)[:n]
+    # a breathy pad: noise shaped to fall ~6 dB per octave, as real mixes do
+    pad = np.cumsum(r.normal(size=n))
+    pad -= np.convolve(pad, np.ones(256) / 256, mode="same")
+    y += 0.02 * pad / (np.std(pad) + 1e-12) * 10
     y *= 0.3 + 0.7 * t / max(t[-1], 1e-9)  # crescendo
     q0, q1 = int(0.6 * n), int(0.7 * n)
     y[q0:q1] *= 0.03  # quiet passage, -30 dB

@@ -46,7 +46,7 @@ class Scheme:
     #: time-stretch factors searched (duration of the attacked clip / original)
     time_scales: tuple = (1.0, 0.9925, 1.0075, 0.985, 1.015, 0.9775, 1.0225, 0.97, 1.03,
                           0.9625, 1.0375, 0.955, 1.045)
-    sync_fraction: float = 0.5
+    sync_fraction: float = 0.75
     #: reference amplitude modulation depth at strength 1
     delta: float = 0.12
     #: masking model: spreading (dB per band) towards higher and lower bands,

@@ -1,0 +1,119 @@
+"""Files: formats and subtypes kept, atomic output, input untouched, blocks seamless."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import nowm
+from nowm import files
+
+from .conftest import SAMPLE, synth_music
+
+
+def _digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def music20():
+    return synth_music(20.0, 44100, seed=8)
+
+
+@pytest.mark.parametrize("fmt,subtype,ext,sr", [
+    ("WAV", "PCM_16", ".wav", 44100),
+    ("WAV", "PCM_24", ".wav", 48000),
+    ("WAV", "FLOAT", ".wav", 44100),
+    ("FLAC", "PCM_16", ".flac", 44100),
+    ("OGG", "VORBIS", ".ogg", 44100),
+    ("OGG", "OPUS", ".opus", 48000),
+    ("MP3", "MPEG_LAYER_III", ".mp3", 44100),
+])
+def test_format_round_trip(tmp_path, music20, fmt, subtype, ext, sr):
+    src = tmp_path / f"track{ext}"
+    y = music20 if sr == 44100 else synth_music(20.0, sr, seed=8)
+    sf.write(src, y * 0.8, sr, format=fmt, subtype=subtype)
+    before = _digest(src)
+    report = nowm.embed_file(src, strength=2.0)
+    assert report.dst == str(tmp_path / f"track.nowm{ext}")
+    assert _digest(src) == before  # the input is never modified
+    info = sf.info(report.dst)
+    assert (info.format, info.subtype, info.samplerate, info.channels) == (fmt, subtype, sr, 2)
+    det = nowm.detect_file(report.dst)
+    assert det.marked and det.policy == "no-ai-training"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_pcm_output_differs_only_where_marked_and_keeps_silence(tmp_path):
+    sr = 44100
+    y = synth_music(15.0, sr, seed=9)
+    y[: 2 * sr] = 0
+    src, dst = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(src, y, sr, subtype="PCM_16")
+    nowm.embed_file(src, dst)
+    a, _ = sf.read(src, dtype="int16")
+    b, _ = sf.read(dst, dtype="int16")
+    assert a.shape == b.shape
+    assert np.array_equal(a[: 2 * sr], b[: 2 * sr])
+    assert np.any(a != b)
+
+
+def test_blocks_are_seamless(tmp_path, monkeypatch):
+    """A file processed in many small blocks equals the whole-array embed."""
+    sr = 22050
+    y = synth_music(12.0, sr, seed=10)
+    src, dst = tmp_path / "long.wav", tmp_path / "long.out.wav"
+    sf.write(src, y, sr, subtype="FLOAT")
+    monkeypatch.setattr(files, "_BLOCK_SECONDS", 1.3)
+    nowm.embed_file(src, dst, owner=3)
+    got, _ = sf.read(dst, dtype="float32")
+    want = nowm.embed(y, sr, owner=3)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) < 2e-5
+
+
+def test_long_file_detected_in_windows(tmp_path):
+    sr = 16000
+    y = synth_music(75.0, sr, seed=12)
+    src = tmp_path / "long.flac"
+    sf.write(src, y, sr, subtype="PCM_24")
+    out = tmp_path / "long.nowm.flac"
+    nowm.embed_file(src, out, policy="no-tdm", owner=77, strength=2.0)
+    det = nowm.detect_file(out, full=True)
+    assert det.marked and det.policy == "no-tdm" and det.owner in (None, 77)
+    assert det.duration == pytest.approx(75.0)
+    assert not nowm.detect_file(src).marked
+
+
+def test_sample_round_trip(tmp_path):
+    dst = tmp_path / "sample.nowm.flac"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nowm.NowmWarning)
+        report = nowm.embed_file(SAMPLE, dst, owner=1)
+    assert report.snr_db > 28
+    assert nowm.detect_file(dst).marked
+    assert not nowm.detect_file(SAMPLE).marked
+
+
+def test_force_replaces_atomically(tmp_path, music20):
+    src, dst = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(src, music20, 44100)
+    dst.write_bytes(b"old")
+    with pytest.raises(nowm.OutputExistsError, match="--force"):
+        nowm.embed_file(src, dst)
+    assert dst.read_bytes() == b"old"
+    nowm.embed_file(src, dst, force=True)
+    assert sf.info(dst).frames == len(music20)
+
+
+def test_never_overwrites_input(tmp_path, music20):
+    src = tmp_path / "a.wav"
+    sf.write(src, music20, 44100)
+    before = _digest(src)
+    with pytest.raises(nowm.OutputExistsError, match="input"):
+        nowm.embed_file(src, src, force=True)
+    assert _digest(src) == before
