@@ -18,7 +18,7 @@ import numpy as np
 
 from . import audio
 from ._scheme import SCHEME
-from .detection import (DEFAULT_THRESHOLD, MIN_DETECT_SECONDS, Detection, _OWNER_SYNC_FA,
+from .detection import (DEFAULT_THRESHOLD, MIN_DETECT_SECONDS, Detection,
                         combine, detect_16k)
 from .embedding import (MIN_EMBED_SECONDS, OWNER_SECONDS, NowmWarning, _layers,
                         check_owner, check_strength, embed_block)
