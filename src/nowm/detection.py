@@ -34,7 +34,7 @@ __all__ = ["detect", "Detection", "DEFAULT_THRESHOLD", "MIN_DETECT_SECONDS", "fa
 DEFAULT_THRESHOLD = 1e-6
 #: Shortest clip the detector looks at.
 MIN_DETECT_SECONDS = 1.5
-#: Owner ids are decoded when the sync is at least this clear (the CRC-24 then
+#: Owner ids are decoded when the sync is at least this clear (the CRC-16 then
 #: guards against a wrong id; a lenient sync threshold lets long quiet audio count).
 _OWNER_SYNC_FA = 1e-3
 _FLOOR = 1e-9  # relative floor of band energies (digital silence)
@@ -195,10 +195,7 @@ def _soft_bits(best, key, scheme):
 
 def _decode_owner(soft, policy_code, scheme):
     """Owner id if the payload decodes with a valid checksum and the same policy."""
-    got = payload.unpack(ecc.decode(soft, scheme.payload_bits))
-    if got is None or got[0] != policy_code:
-        return None
-    return got[1]
+    return payload.unpack(ecc.decode(soft, scheme.payload_bits), policy_code)
 
 
 def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOLD,
