@@ -272,30 +272,86 @@ def silence_ramp(y, min_run, ramp, out):
 
 
 @njit(**_JIT)
-def limit_gain(y, w, limit, release, out):
-    """Watermark gain in [0, 1] so that ``|y + g * w| <= limit`` on every channel.
+def downmix(y, scale, out):
+    """``out[i] = scale * mean(y[i, :])``: the mono downmix of raw samples."""
+    n, n_ch = y.shape
+    f = scale / n_ch
+    for i in range(n):
+        acc = 0.0
+        for c in range(n_ch):
+            acc += y[i, c]
+        out[i] = acc * f
 
-    ``y`` (n, channels) is the host, ``w`` (n,) the watermark added to every
-    channel. The gain is the sample-wise allowed fraction, spread by a moving
-    minimum over ``release`` samples either side and smoothed, so it moves gently.
+
+@njit(**_JIT)
+def mix_out(y, scale, w, lo, hi, q, out_scale, out, sums):
+    """Write the marked samples ``y[lo:hi] * scale + w[lo:hi]`` into ``out``.
+
+    ``y`` holds raw samples (integers or floats) that ``scale`` turns into
+    [-1, 1] units. With ``q > 0`` the result is requantised to ``q`` steps per
+    unit (``q = 2**(bits - 1)``, clipped to the integer range) and stored as
+    ``round(v * q) * out_scale``; with ``q == 0`` it is stored as is. ``sums``
+    receives the host energy and the energy of the change actually written.
+    """
+    n_ch = y.shape[1]
+    sig = 0.0
+    err = 0.0
+    for i in range(lo, hi):
+        wi = w[i]
+        for c in range(n_ch):
+            orig = y[i, c] * scale
+            v = orig + wi
+            if q > 0.0:
+                r = np.rint(v * q)
+                if r > q - 1.0:
+                    r = q - 1.0
+                elif r < -q:
+                    r = -q
+                d = r / q - orig
+                out[i - lo, c] = r * out_scale
+            else:
+                d = wi
+                out[i - lo, c] = v
+            sig += orig * orig
+            err += d * d
+    sums[0] += sig
+    sums[1] += err
+
+
+@njit(**_JIT)
+def limit_gain(y, scale, w, limit, release, out):
+    """Watermark gain in [0, 1] so that ``|y * scale + g * w| <= limit`` on every channel.
+
+    ``y`` (n, channels) is the host in raw units (times ``scale`` gives [-1, 1]
+    units), ``w`` (n,) the watermark added to every channel. The gain is the
+    sample-wise allowed fraction, spread by a moving minimum over ``release``
+    samples either side and smoothed, so it moves gently.
     """
     n, n_ch = y.shape
-    raw = np.ones(n)
+    raw = out
+    limited = False
     for i in range(n):
+        raw[i] = 1.0
         wi = w[i]
         if wi == 0.0:
             continue
         g = 1.0
         for c in range(n_ch):
-            s = y[i, c] + wi
+            h = y[i, c] * scale
+            s = h + wi
             if s > limit or s < -limit:
-                room = limit - abs(y[i, c]) if s * wi > 0 else limit + abs(y[i, c])
+                room = limit - abs(h) if s * wi > 0 else limit + abs(h)
                 f = room / abs(wi)
                 if f < 0.0:
                     f = 0.0
                 if f < g:
                     g = f
-        raw[i] = g
+        if g < 1.0:
+            raw[i] = g
+            limited = True
+    if not limited:  # the usual case: nothing to limit, the gain is 1 everywhere
+        return
+    raw = out.copy()
     # moving minimum over [i - release, i + release] (simple two-pass spread)
     tmp = raw.copy()
     last = -1

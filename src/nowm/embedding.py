@@ -137,6 +137,44 @@ def _layers(key, policy_code, owner, scheme):
     return np.sum(grids, axis=0)
 
 
+def watermark_block(y: np.ndarray, scale: float, sr: int, start: int, chips: np.ndarray,
+                    depth: float, limit: float, scheme: Scheme = SCHEME) -> np.ndarray:
+    """The watermark to add to every channel of a block, at the block's rate.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n, channels)]
+        Raw samples (integer or float); ``y * scale`` is in [-1, 1] units.
+    start : int
+        Index of ``y[0]`` in the whole signal; must be a multiple of
+        :func:`audio.grid_unit` (sr)[0] so the block lies on the global 16 kHz grid.
+    limit : float
+        Largest magnitude the marked samples may reach (the limiter's ceiling).
+
+    Returns
+    -------
+    np.ndarray [shape=(n,)], float64
+        Already faded next to digital silence and lowered by the limiter.
+    """
+    native_unit, unit16 = audio.grid_unit(sr, scheme.sr)
+    if start % native_unit:
+        raise ValueError(f"block start {start} is not on the {native_unit}-sample grid")
+    start16 = start // native_unit * unit16
+    mono = np.empty(len(y))
+    _kernels.downmix(y, float(scale), mono)
+    x16 = audio.resample(mono, sr, scheme.sr)
+    w16 = watermark16(x16, start16, chips, depth, scheme)
+    w = audio.resample(w16, scheme.sr, sr)
+    n = len(y)
+    w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w))])
+    gain = np.empty(n)
+    _kernels.silence_ramp(y, max(1, int(_SILENCE_RUN * sr)), int(_SILENCE_RAMP * sr), gain)
+    w *= gain
+    _kernels.limit_gain(y, float(scale), w, limit, max(1, int(_LIMITER_RELEASE * sr)), gain)
+    w *= gain
+    return w
+
+
 def embed_block(yf: np.ndarray, sr: int, start: int, chips: np.ndarray, depth: float,
                 limit: float, scheme: Scheme = SCHEME) -> np.ndarray:
     """Marked copy of a float ``(n, channels)`` block whose first sample is ``start``.
@@ -144,21 +182,7 @@ def embed_block(yf: np.ndarray, sr: int, start: int, chips: np.ndarray, depth: f
     ``start`` must be a multiple of :func:`audio.grid_unit` (sr)[0] so the block
     lies on the global 16 kHz grid. Returns float64 ``(n, channels)``.
     """
-    native_unit, unit16 = audio.grid_unit(sr, scheme.sr)
-    if start % native_unit:
-        raise ValueError(f"block start {start} is not on the {native_unit}-sample grid")
-    start16 = start // native_unit * unit16
-    x16 = audio.resample(audio.to_mono(yf), sr, scheme.sr)
-    w16 = watermark16(x16, start16, chips, depth, scheme)
-    w = audio.resample(w16, scheme.sr, sr)
-    n = len(yf)
-    w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w))])
-    gain = np.empty(n)
-    _kernels.silence_ramp(yf, max(1, int(_SILENCE_RUN * sr)), int(_SILENCE_RAMP * sr), gain)
-    w *= gain
-    _kernels.limit_gain(yf, w, limit, max(1, int(_LIMITER_RELEASE * sr)), gain)
-    w *= gain
-    return yf + w[:, None]
+    return yf + watermark_block(yf, 1.0, sr, start, chips, depth, limit, scheme)[:, None]
 
 
 def embed(y, sr, *, policy=DEFAULT_POLICY, owner=0, key=None, strength=1.0,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
+from . import _kernels, audio
 from ._scheme import SCHEME
 from .detection import (DEFAULT_THRESHOLD, MIN_DETECT_SECONDS, Detection,
                         combine, detect_16k)
 from .embedding import (MIN_EMBED_SECONDS, OWNER_SECONDS, NowmWarning, _layers,
-                        check_owner, check_strength, embed_block)
+                        check_owner, check_strength, watermark_block)
 from .errors import (AudioFormatError, AudioIOError, OutputExistsError, ParameterError,
                      TooShortError)
 from .keys import resolve_key
@@ -213,9 +213,8 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
             if subtype == "MPEG_LAYER_III":
                 write_kw["bitrate_mode"] = "CONSTANT"
             notes.append(f"lossy {subtype} re-encoded once at about the source's {kbps:.0f} kbit/s")
-        read_dtype = "int32" if bits else "float64"
-        if bits == 8:
-            read_dtype = "int16"  # exact container for 8-bit samples
+        # integer samples are read in the smallest exact container
+        read_dtype = ("int16" if bits <= 16 else "int32") if bits else "float64"
         chips = _layers(key, pol.code, owner, scheme)
         unit = audio.grid_unit(sr, scheme.sr)[0]
         block = max(unit, int(_BLOCK_SECONDS * sr) // unit * unit)
@@ -223,7 +222,6 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
         dst.parent.mkdir(parents=True, exist_ok=True) if not dst.parent.exists() else None
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=str(dst.parent))
         os.close(fd)
-        sig = noise = 0.0
         try:
             with sf.SoundFile(tmp, "w", sr, n_ch, subtype=subtype, format=fmt, **write_kw) as out:
                 for field_name in _TEXT_FIELDS:
@@ -233,24 +231,19 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
                             setattr(out, field_name, value)
                         except Exception:  # a container that cannot hold this field
                             notes.append(f"tag {field_name} not carried over")
+                scale = 1.0 / 2 ** (8 * np.dtype(read_dtype).itemsize - 1) if bits else 1.0
+                q = float(2 ** (bits - 1)) if bits else 0.0
+                out_scale = 2.0 ** (8 * np.dtype(read_dtype).itemsize - bits) if bits else 1.0
+                limit = 1.0 - 1.0 / q if bits else 1.0
+                sums = np.zeros(2)
                 for start, data, lo, hi in _blocks(f, block, margin, read_dtype):
-                    yf, scale = _to_unit(data, read_dtype)
-                    limit = 1.0 - (1.0 / 2 ** (bits - 1) if bits else 0.0)
                     if not bits:
-                        limit = max(1.0, float(np.abs(yf).max()))
-                    marked = embed_block(yf, sr, start, chips, depth, limit, scheme)[lo:hi]
-                    orig = yf[lo:hi]
-                    if bits:
-                        q = float(2 ** (bits - 1))
-                        res = np.clip(np.rint(marked * q), -q, q - 1)
-                        marked_out = (res * (scale / q)).astype(read_dtype)
-                        sig += float(np.sum(orig ** 2))
-                        noise += float(np.sum((res / q - orig) ** 2))
-                    else:
-                        marked_out = marked
-                        sig += float(np.sum(orig ** 2))
-                        noise += float(np.sum((marked - orig) ** 2))
+                        limit = max(1.0, float(np.abs(data).max()))
+                    w = watermark_block(data, scale, sr, start, chips, depth, limit, scheme)
+                    marked_out = np.empty((hi - lo, n_ch), read_dtype)
+                    _kernels.mix_out(data, scale, w, lo, hi, q, out_scale, marked_out, sums)
                     out.write(marked_out)
+                sig, noise = float(sums[0]), float(sums[1])
             _fsync(tmp)
             os.replace(tmp, dst)
         except sf.LibsndfileError as exc:
@@ -267,15 +260,6 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
         warnings.warn(f"{src}: " + notes[0], NowmWarning, stacklevel=2)
     return EmbedReport(str(src), str(dst), pol.name, owner, owner_embedded,
                        not key.is_public, duration, sr, n_ch, fmt, subtype, float(snr), notes)
-
-
-def _to_unit(data, read_dtype):
-    """Float64 samples in [-1, 1] units, and the integer scale they came from."""
-    if read_dtype == "int32":
-        return data / 2.0 ** 31, 2.0 ** 31
-    if read_dtype == "int16":
-        return data / 2.0 ** 15, 2.0 ** 15
-    return np.asarray(data, np.float64), 1.0
 
 
 def _fsync(path):
