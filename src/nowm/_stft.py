@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 __all__ = ["frame_range", "frames", "overlap_add", "sqrt_hann", "hann"]
 
 
 def hann(n_fft: int) -> np.ndarray:
-    return scipy.signal.get_window("hann", n_fft, fftbins=True)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
 
 
 def sqrt_hann(n_fft: int) -> np.ndarray:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
-import scipy.special
 
 from . import _kernels, _stft, audio, ecc, payload
 from ._scheme import SCHEME, Scheme, band_weights, patterns
@@ -92,10 +93,13 @@ class Detection:
         return d
 
 
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])  # scipy.special costs 0.2 s to import
+
+
 def false_alarm(z, duration: float, scheme: Scheme = SCHEME):
     """False-alarm probability of a maximum statistic ``z`` over the whole search
     of a clip of ``duration`` seconds."""
-    q = 0.5 * scipy.special.erfc(np.asarray(z, np.float64) / np.sqrt(2.0))
+    q = 0.5 * _erfc(np.asarray(z, np.float64) / math.sqrt(2.0))
     n_eff = scheme.n_effective(duration)
     return -np.expm1(n_eff * np.log1p(-np.minimum(q, 1 - 1e-16)))
 
