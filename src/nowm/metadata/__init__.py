@@ -187,8 +187,11 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
                 _read_into(f, existing)
             except Exception:
                 pass
-    if container is None or container == "id3":
+    if container is None:
         return [f"tags not written: {path.name} is not a {_NAMES} file"]
+    if container == "id3":
+        return [f"tags not written: {path.name} has an ID3 tag but no MP3 or FLAC audio after it "
+                "(truncated, or a format nowm does not write)"]
     if existing.policy and RESTRICTIVENESS[existing.policy] > RESTRICTIVENESS[pol.name]:
         return [f"tags left unchanged: they already say {existing.policy}, more restrictive "
                 f"than {pol.name} (nowm never weakens a restriction; edit the tags by hand)"]

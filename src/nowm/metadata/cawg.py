@@ -45,7 +45,10 @@ def findings_from_store(store, report, source: str = "C2PA manifest") -> None:
     try:
         if isinstance(store, (str, bytes)):
             store = json.loads(store)
-        manifests = store.get("manifests") or {}
+        manifests = store.get("manifests")
+        manifests = {} if manifests is None else manifests
+        if not isinstance(manifests, dict):
+            raise TypeError("manifests is not a map")
         active = store.get("active_manifest")
         chosen = {active: manifests[active]} if active in manifests else manifests
         for label, manifest in chosen.items():

@@ -142,7 +142,8 @@ def read_id3(fileobj, report, source: str = "ID3") -> None:
     except ID3NoHeaderError:
         return
     except Exception as exc:  # truncated or malformed tags
-        report.skip(f"{source}: tag unreadable ({type(exc).__name__}: {V.clip(str(exc))})")
+        why = V.clip(str(exc)) or "truncated or malformed"
+        report.skip(f"{source}: tag unreadable ({type(exc).__name__}: {why}); ignored")
         return
     _id3_findings(tags, report, source)
 

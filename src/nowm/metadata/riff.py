@@ -187,7 +187,7 @@ def _merge_info(data: bytes | None, pol, owner) -> bytes:
     for sid, raw in items:
         if sid in (b"ICOP", b"ICMT") and sid not in done:
             if sid == b"ICOP":
-                text = V.merge_lines(_text(raw), V.notice(pol), "; ")
+                text = V.merge_notice(_text(raw), V.notice(pol))
             else:
                 text = V.merge_lines(_text(raw), V.terms(pol, owner))
             raw = text.encode("utf-8") + b"\x00"
