@@ -522,6 +522,10 @@ def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):
     src = make_file(tmp_path, "flac")
     rep = embed_file(src, tmp_path / "out.flac", policy="no-genai-training", strength=3)
     assert rep.tags and not any("not written" in n for n in rep.tags)
+    from mutagen.flac import FLAC
+
+    out = FLAC(tmp_path / "out.flac")  # the source's picture and comments are carried over
+    assert out.pictures[0].data == PICTURE and out["GENRE"] == ["Test"]
     det = detect_file(tmp_path / "out.flac")
     assert det.tags.policy == "no-genai-training"
     d = det.to_dict()
@@ -531,6 +535,30 @@ def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):
     assert rep.tags == []
     assert read_tags(tmp_path / "plain.flac").policy is None
     assert detect_file(tmp_path / "plain.flac", tags=False).tags is None
+
+
+@pytest.mark.parametrize("kind", ["wav16", "mp3", "ogg"])
+def test_embed_file_carries_source_tags_over(tmp_path, kind):
+    from mutagen import File
+
+    from nowm.files import embed_file
+
+    src = make_file(tmp_path, kind)
+    dst = tmp_path / f"out{src.suffix}"
+    rep = embed_file(src, dst, policy="no-ai-training", strength=3)
+    assert any("carried over" in n for n in rep.tags), rep.tags
+    assert read_tags(dst).policy == "no-ai-training"
+    if kind == "wav16":
+        data = dst.read_bytes()
+        assert b"bext" + struct.pack("<I", 602) + b"B" * 602 in data
+        assert b"abcd" + struct.pack("<I", 3) + b"odd\0" in data
+        assert data.count(b"LIST") == 1 and b"(c) 2024 Band; No AI training" in data
+    elif kind == "mp3":
+        tags = File(dst).tags
+        assert tags.getall("APIC")[0].data == PICTURE and tags["TXXX:Mood"].text == ["calm"]
+    else:
+        a = File(dst)
+        assert a["GENRE"] == ["Test"] and a["METADATA_BLOCK_PICTURE"]
 
 
 def test_cli_no_tags_and_json(tmp_path, capsys):

@@ -211,13 +211,7 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         return [f"WAV tags not written: {'; '.join(lay.problems)}"], False
     notes = [f"WAV: {p} (repaired in the copy)" for p in lay.problems]
     pmx = next((c for c in lay.chunks if c.cid == b"_PMX"), None)
-    info = None
-    for c in lay.chunks:
-        if c.cid == b"LIST" and c.size >= 4:
-            src.seek(c.data_offset)
-            if src.read(4) == b"INFO":
-                info = c
-                break
+    info = next((c for c in lay.chunks if is_info(src, c)), None)
     existing = None
     if pmx is not None:
         src.seek(pmx.data_offset)
@@ -250,9 +244,18 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         plan.append(_chunk(b"_PMX", packet))
     if info is None and new_info is not None:
         plan.append(_chunk(b"LIST", new_info))
+    if not emit(src, dst, lay, plan, file_size):
+        return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
+    return notes, True
+
+
+def emit(src, dst, lay: Layout, plan, file_size: int) -> bool:
+    """Write a WAVE file to ``dst``: ``plan`` items are chunks of ``src`` (copied with a
+    pad byte restored where one was missing) or whole chunks as bytes. Bytes after the
+    last chunk of ``src`` follow. Returns False (nothing written) past the RIFF size limit."""
     total = 12 + sum(len(p) if isinstance(p, bytes) else _copied_size(p) for p in plan)
     if lay.form == b"RIFF" and total - 8 > _MAX_RIFF:
-        return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
+        return False
     riff_size = total - 8 if lay.form == b"RIFF" else _MAX_RIFF
     dst.write(lay.form + struct.pack("<I", riff_size) + b"WAVE")
     ds64_at = None
@@ -270,7 +273,14 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
     if ds64_at is not None and lay.form != b"RIFF":
         dst.seek(ds64_at)
         dst.write(struct.pack("<Q", total - 8))
-    return notes, True
+    return True
+
+
+def is_info(f, chunk: Chunk) -> bool:
+    if chunk.cid != b"LIST" or chunk.size < 4:
+        return False
+    f.seek(chunk.data_offset)
+    return f.read(4) == b"INFO"
 
 
 def _copied_size(c: Chunk) -> int:
