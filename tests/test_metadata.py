@@ -514,6 +514,87 @@ def test_cawg_malformed_store_is_skipped():
         assert report.skipped and not report.findings
 
 
+def _sign_c2pa(src, dst, mime, entries):
+    """Sign ``src`` into ``dst`` with a C2PA manifest carrying a CAWG training-mining
+    assertion, using a throwaway CA and signer made here (offline; untrusted by design)."""
+    c2pa = pytest.importorskip("c2pa", reason="c2pa-python is optional; the test extra installs it")
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nowm tests")])
+
+    def usage(sign, ca):
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                             crl_sign=ca, encipher_only=False, decipher_only=False)
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    base = lambda subject, pub, serial: (x509.CertificateBuilder().subject_name(subject)  # noqa: E731
+                                         .issuer_name(name("nowm test CA")).public_key(pub)
+                                         .serial_number(serial)
+                                         .not_valid_before(now - datetime.timedelta(days=1))
+                                         .not_valid_after(now + datetime.timedelta(days=7)))
+    ca = (base(name("nowm test CA"), ca_key.public_key(), 1)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(False, True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (base(name("nowm test signer"), key.public_key(), 2)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(True, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    info = c2pa.C2paSignerInfo(
+        alg=b"es256", sign_cert=cert.public_bytes(pem) + ca.public_bytes(pem),
+        private_key=key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()), ta_url=None)
+    manifest = {"claim_generator_info": [{"name": "nowm-tests", "version": "0"}], "assertions": [
+        {"label": "c2pa.actions", "data": {"actions": [{
+            "action": "c2pa.created",
+            "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}},
+        {"label": "cawg.training-mining", "data": {"entries": entries}}]}
+    with open(src, "rb") as s, open(dst, "w+b") as d:
+        c2pa.Builder(manifest).sign(c2pa.Signer.from_info(info), mime, s, d)
+
+
+@pytest.mark.parametrize("kind,mime", [("wav16", "audio/wav"), ("mp3", "audio/mpeg"),
+                                       ("flac", "audio/flac")])
+def test_signed_c2pa_manifest_is_read_and_never_broken(tmp_path, kind, mime):
+    src = make_file(tmp_path, kind)
+    signed = tmp_path / f"signed{src.suffix}"
+    entries = {"cawg.ai_training": {"use": "notAllowed"},
+               "cawg.ai_generative_training": {"use": "notAllowed"},
+               "cawg.ai_inference": {"use": "allowed"}, "cawg.data_mining": {"use": "allowed"}}
+    _sign_c2pa(src, signed, mime, entries)
+    report = read_tags(signed)
+    cawg = [f for f in report.findings if f.vocabulary == "c2pa-cawg"]
+    assert len(cawg) == 1 and cawg[0].field == "cawg.training-mining"
+    assert cawg[0].policy == "no-ai-training" and report.policy == "no-ai-training"
+    assert any("signingCredential.untrusted" in s for s in report.skipped)  # our throwaway CA
+    before = signed.read_bytes()
+    notes = write_tags(signed, "no-tdm")
+    assert "C2PA manifest" in notes[0] and signed.read_bytes() == before
+    if kind == "wav16":  # the marked copy does not carry a manifest bound to other audio
+        from nowm.files import embed_file
+
+        rep = embed_file(signed, tmp_path / "marked.wav", policy="no-tdm", strength=3)
+        assert any("C2PA manifest not carried over" in n for n in rep.tags)
+        out = read_tags(tmp_path / "marked.wav")
+        assert out.policy == "no-tdm" and not any(f.vocabulary == "c2pa-cawg" for f in out.findings)
+        assert b"C2PA" not in (tmp_path / "marked.wav").read_bytes()
+
+
 # --------------------------------------------------------------------------- embed / detect
 
 def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):

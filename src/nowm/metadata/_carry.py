@@ -13,8 +13,10 @@ from pathlib import Path
 from . import containers, riff
 
 # chunks that describe the encoded audio (rewritten by libsndfile) or are padding
+# chunks that describe the encoded audio (rewritten by libsndfile) or are padding, and a
+# C2PA manifest, whose hash binding the new audio no longer matches
 _STRUCTURAL = {b"fmt ", b"data", b"fact", b"ds64", b"PEAK", b"JUNK", b"junk", b"PAD ", b"FLLR",
-               b"pad "}
+               b"pad ", b"C2PA"}
 _MAX_CHUNK = 16 << 20
 
 
@@ -51,6 +53,9 @@ def _carry_wav(src: Path, dst: Path) -> list:
             return [f"source chunks not carried over: {'; '.join(slay.problems)}"]
         extra, has_info = [], False
         for c in slay.chunks:
+            if c.cid == b"C2PA":
+                notes.append("source C2PA manifest not carried over (it is bound to the "
+                             "unmarked audio)")
             if c.cid in _STRUCTURAL:
                 continue
             if c.size > _MAX_CHUNK:
@@ -90,7 +95,16 @@ def _carry_id3(src: Path, dst: Path) -> list:
         return []
     if tags.version < (2, 2, 0):  # only an ID3v1 tag: libsndfile's title/artist already cover it
         return []
+    from .cawg import C2PA_MIMES
+
+    # a C2PA manifest is bound to the source's bytes: on the marked copy it would be invalid
+    geob = tags.getall("GEOB")
+    kept = [f for f in geob if f.mime not in C2PA_MIMES]
+    tags.setall("GEOB", kept)
     tags.save(dst, v2_version=4)
+    if len(kept) < len(geob):
+        return [f"source ID3 tag carried over ({len(tags)} frames); its C2PA manifest not "
+                "(it is bound to the unmarked audio)"]
     return [f"source ID3 tag carried over ({len(tags)} frames)"]
 
 
