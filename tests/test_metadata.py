@@ -415,11 +415,32 @@ def test_chunk_sizes_that_lie(tmp_path):
     assert b"abcd\x03\x00\x00\x00odd\x00LIST\x04\x00\x00\x00adtl" in data
     assert np.array_equal(_decode(path), sf.read(io.BytesIO(good), dtype="int32", always_2d=True)[0])
     assert read_tags(path).policy == "no-ai-training"
-    # garbage after the chunks stays after them and is reported
+    # bytes right after the audio may be audio (streamed files): no chunk goes before them
     path.write_bytes(good + b"\x00\x01garbage")
-    write_tags(path, "no-ai-training")
-    assert path.read_bytes().endswith(b"\x00\x01garbage")
+    notes = write_tags(path, "no-ai-training")
+    assert "not written" in notes[0] and path.read_bytes() == good + b"\x00\x01garbage"
     assert any("not a chunk header" in s for s in read_tags(path).skipped)
+    # after another chunk they stay after the chunks and are reported
+    path.write_bytes(good)
+    _riff_append(path, b"abcd", b"odd")
+    with open(path, "ab") as f:
+        f.write(b"\x00\x01garbage")
+    write_tags(path, "no-ai-training")
+    data = path.read_bytes()
+    assert data.endswith(b"\x00\x01garbage") and data.index(b"_PMX") < len(data) - 9
+    assert read_tags(path).policy == "no-ai-training"
+    # a streamed WAV whose data size is 0 is never rewritten
+    i = good.index(b"data")
+    streamed = good[:i + 4] + struct.pack("<I", 0) + good[i + 8:]
+    path.write_bytes(streamed)
+    assert "not written" in write_tags(path, "no-ai-training")[0] and path.read_bytes() == streamed
+    # a malformed LIST/INFO is left as it was
+    path.write_bytes(good)
+    _riff_append(path, b"LIST", b"INFOICOP\xff\xff\x00\x00xy")
+    notes = write_tags(path, "no-ai-training")
+    assert any("malformed; left as it was" in n for n in notes)
+    assert b"LIST\x0e\x00\x00\x00INFOICOP\xff\xff\x00\x00xy" in path.read_bytes()
+    assert read_tags(path).policy == "no-ai-training"  # from the XMP
 
 
 def test_truncated_id3_and_non_audio(tmp_path):

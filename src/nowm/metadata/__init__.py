@@ -31,7 +31,7 @@ __all__ = ["write_tags", "read_tags", "TagReport", "TagFinding", "CONTAINERS"]
 
 #: Containers whose tags nowm writes and reads.
 CONTAINERS = ("wav", "mp3", "flac", "ogg-vorbis", "ogg-opus", "ogg-flac", "mp4")
-_NAMES = "WAV, MP3, FLAC, Ogg Vorbis, Opus or M4A"
+_NAMES = "WAV, MP3, FLAC, Ogg Vorbis, Opus and M4A"
 
 
 def _open_source(source):
@@ -190,9 +190,9 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
             except Exception:
                 pass
     if container is None:
-        return [f"tags not written: {path.name} is not a {_NAMES} file"]
+        return [f"tags not written: nowm writes tags to {_NAMES} files, and this is none of them"]
     if container == "id3":
-        return [f"tags not written: {path.name} has an ID3 tag but no MP3 or FLAC audio after it "
+        return ["tags not written: an ID3 tag without MP3 or FLAC audio after it "
                 "(truncated, or a format nowm does not write)"]
     if signed:
         return ["tags not written: the file carries a C2PA manifest, whose hash binding any "
@@ -216,13 +216,11 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
         else:
             shutil.copyfile(path, tmp)
             if container == "mp3":
-                notes = containers.write_id3(tmp, pol, owner)
+                notes, written = containers.write_id3(tmp, pol, owner)
             elif container == "mp4":
-                notes = containers.write_mp4(tmp, pol, owner)
+                notes, written = containers.write_mp4(tmp, pol, owner)
             else:
-                notes = containers.write_vorbis(tmp, container, pol, owner)
-            written = not any(n.startswith(("MP3 tags not", "M4A tags not", f"{container} tags not"))
-                              for n in notes)
+                notes, written = containers.write_vorbis(tmp, container, pol, owner)
         if not written:
             Path(tmp).unlink(missing_ok=True)
             return notes

@@ -69,7 +69,11 @@ def parse(f, file_size: int) -> Layout:
         if not _plausible_id(cid):
             lay.problems.append(f"bytes at offset {pos} are not a chunk header; "
                                 f"{file_size - pos} trailing bytes ignored")
-            if not any(c.cid == b"data" for c in lay.chunks):
+            last = lay.chunks[-1] if lay.chunks else None
+            # right after the audio (or an empty data chunk, as streaming writers leave it),
+            # such bytes may be audio that some decoders play: never put chunks before them
+            if last is None or last.cid == b"data" or not any(
+                    c.cid == b"data" and c.size for c in lay.chunks):
                 lay.fatal = True
             break
         if lay.form != b"RIFF" and cid == b"ds64" and size >= 24:
@@ -181,8 +185,12 @@ def _chunk(cid: bytes, data: bytes) -> bytes:
     return cid + struct.pack("<I", len(data)) + _pad(data)
 
 
-def _merge_info(data: bytes | None, pol, owner) -> bytes:
-    items, _ = info_items(data) if data else ([], False)
+def _merge_info(data: bytes | None, pol, owner):
+    """New ``LIST`` data with nowm's ``ICOP``/``ICMT`` merged in; None when the existing
+    list is malformed (it is then left as it was)."""
+    items, bad = info_items(data) if data else ([], False)
+    if bad:
+        return None
     out, done = [], set()
     for sid, raw in items:
         if sid in (b"ICOP", b"ICMT") and sid not in done:
@@ -229,7 +237,7 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         info_data = src.read(info.size) if info.size <= _MAX_META_CHUNK else None
     new_info = _merge_info(info_data, pol, owner) if (info is None or info_data is not None) else None
     if new_info is None:
-        notes.append("WAV: LIST/INFO chunk too large to rewrite; left as it was")
+        notes.append("WAV: existing LIST/INFO chunk too large or malformed; left as it was")
     else:
         notes.append("WAV: LIST/INFO ICOP and ICMT")
     plan = []
