@@ -603,6 +603,11 @@ def test_signed_c2pa_manifest_is_read_and_never_broken(tmp_path, kind, mime):
     assert len(cawg) == 1 and cawg[0].field == "cawg.training-mining"
     assert cawg[0].policy == "no-ai-training" and report.policy == "no-ai-training"
     assert any("signingCredential.untrusted" in s for s in report.skipped)  # our throwaway CA
+    with pytest.MonkeyPatch.context() as mp:  # without c2pa-python: said, not guessed
+        mp.setitem(sys.modules, "c2pa", None)
+        report = read_tags(signed)
+        assert any("install c2pa-python" in s for s in report.skipped)
+        assert not any(f.vocabulary == "c2pa-cawg" for f in report.findings)
     before = signed.read_bytes()
     notes = write_tags(signed, "no-tdm")
     assert "C2PA manifest" in notes[0] and signed.read_bytes() == before
