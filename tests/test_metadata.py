@@ -402,6 +402,14 @@ def test_chunk_sizes_that_lie(tmp_path):
     assert any("claims" in s for s in report.skipped)
     notes = write_tags(path, "no-ai-training")
     assert "not written" in notes[0] and path.read_bytes() == lying
+    # RF64 whose ds64 claims a terabyte of audio: reported, never rewritten
+    rf64 = make_file(tmp_path, "rf64", tagged=False)
+    raw = bytearray(rf64.read_bytes())
+    j = raw.index(b"ds64") + 16
+    raw[j:j + 8] = struct.pack("<Q", 1 << 40)
+    rf64.write_bytes(bytes(raw))
+    assert any("claims 1099511627776 bytes" in s for s in read_tags(rf64).skipped)
+    assert "not written" in write_tags(rf64, "no-ai-training")[0] and rf64.read_bytes() == raw
     # RIFF size too small, an odd chunk without its pad byte: repaired in the copy
     bad = bytearray(good)
     bad[4:8] = struct.pack("<I", 100)
