@@ -124,16 +124,20 @@ class Manifest:
         sets = ", ".join(f"{c} = excluded.{c}" for c in fields) or "rel = rel"
         sql = (f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                f"ON CONFLICT(rel) DO UPDATE SET {sets}")
-        with self._db:
-            self._db.execute(sql, [rel, *fields.values()])
+        try:
+            with self._db:
+                self._db.execute(sql, [rel, *fields.values()])
+        except sqlite3.Error as exc:
+            raise AudioIOError(f"{self.path}: cannot write the manifest ({exc}); check free space and "
+                               "permissions, then run the same command again to resume") from None
 
     def start(self, rel: str, **fields) -> None:
         """Record that marking ``rel`` starts (status ``running``, one more attempt)."""
         if self._db is None or self.readonly:
             return
-        self.put(rel, status="running", error=None, started_at=now(), finished_at=None, **fields)
-        with self._db:
-            self._db.execute("UPDATE files SET attempts = attempts + 1 WHERE rel = ?", (rel,))
+        prev = self._db.execute("SELECT attempts FROM files WHERE rel = ?", (rel,)).fetchone()
+        self.put(rel, status="running", error=None, started_at=now(), finished_at=None,
+                 attempts=(prev[0] if prev else 0) + 1, **fields)
 
     def close(self) -> None:
         if self._db is not None:

@@ -274,7 +274,7 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, scheme):
 def _copy_tags(src: Path, tmp: Path, muxer: str, notes: list) -> None:
     """Carry the source's tags over verbatim (FFmpeg's own ``encoder`` tag is dropped)."""
     try:
-        import mutagen  # noqa: F401
+        import mutagen  # noqa: F401  (only: is it installed?)
     except ImportError:
         notes.append(f"tags not carried over: mutagen is missing ({_INSTALL})")
         return

@@ -741,10 +741,10 @@ def _run_task(t: dict) -> dict:
             warnings.simplefilter("ignore")  # the report says it (owner not embedded, ...)
             r.update(_mark_one(t, partial))
     except NowmError as exc:
-        r["error"] = str(exc)
+        r["error"] = str(exc) + _disk_full_hint(Path(t["dst"]), Path(t["src"]), exc)
     except OSError as exc:
         where = exc.filename or t["src"]
-        r["error"] = f"{where}: {exc.strerror or exc}"
+        r["error"] = f"{where}: {exc.strerror or exc}" + _disk_full_hint(Path(t["dst"]), Path(t["src"]), exc)
     except Exception as exc:  # a bug or a codec's surprise: one file fails, the batch goes on
         r["error"] = f"{t['src']}: unexpected {type(exc).__name__}: {exc}"
     finally:
@@ -756,6 +756,24 @@ def _run_task(t: dict) -> dict:
     r["seconds"] = time.perf_counter() - t0
     r["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return r
+
+
+def _disk_full_hint(dst: Path, src: Path, exc) -> str:
+    """Codecs report a full disk as 'System error.': say what it really is."""
+    if (not isinstance(exc, OSError) or getattr(exc, "errno", None) == errno.ENOSPC
+            or "No space left" in str(exc)):
+        return ""
+    folder = dst.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+        need = os.stat(src).st_size
+    except OSError:
+        return ""
+    if free < 2 * need:
+        return f" (the disk holding {folder} is full: {free / 1e6:.1f} MB free; free some space and run again)"
+    return ""
 
 
 def _partial_path(dst: Path) -> Path:
