@@ -6,9 +6,10 @@ decoded in FFmpeg frames and marked in the same blocks as every other format
 (:func:`nowm.embedding.embed_block` on the global grid), so memory stays bounded
 whatever the length. Lossy AAC is re-encoded once, at the source's bitrate and
 sample rate; Apple Lossless stays lossless (ALAC, same bit depth). Tags (MP4
-atoms, cover art included; ID3 on raw ``.aac``) are copied over with mutagen.
+atoms, cover art included; ID3 on raw ``.aac``) are copied over with mutagen,
+then the policy is added by :func:`nowm.metadata.write_tags` (``tags=True``).
 
-Needs the ``m4a`` extra: ``pip install 'nowm[m4a]'`` (PyAV and mutagen).
+Needs the ``m4a`` extra: ``pip install 'nowm[m4a]'`` (PyAV).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["SUFFIXES", "handles", "open_audio", "embed_file"]
 #: Suffixes handled here rather than by libsndfile, and the FFmpeg muxer of each.
 SUFFIXES = {".m4a": "ipod", ".m4b": "ipod", ".mp4": "mp4", ".aac": "adts"}
 _CODECS = ("aac", "alac")
-_INSTALL = "install PyAV and mutagen with `pip install 'nowm[m4a]'`"
+_INSTALL = "install PyAV with `pip install 'nowm[m4a]'`"
 
 
 def handles(path) -> bool:
@@ -161,7 +162,7 @@ def open_audio(path) -> AvReader:
     return AvReader(path)
 
 
-def embed_file(src, dst, *, policy, owner, key, strength, force, scheme):
+def embed_file(src, dst, *, policy, owner, key, strength, force, tags=True, scheme):
     """The M4A/AAC branch of :func:`nowm.files.embed_file` (same contract)."""
     from . import audio
     from .embedding import (MIN_EMBED_SECONDS, OWNER_SECONDS, NowmWarning, _layers, check_owner,
@@ -244,6 +245,11 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, scheme):
                 for packet in ost.encode(None):
                     out.mux(packet)
             _copy_tags(src, Path(tmp), muxer, notes)
+            tag_notes = []
+            if tags:
+                from .metadata import write_tags
+
+                tag_notes = write_tags(tmp, pol, owner=owner)
             _fsync(tmp)
             os.replace(tmp, dst)
         except av.FFmpegError as exc:
@@ -268,7 +274,7 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, scheme):
             warnings.warn(f"{src}: " + notes[0], NowmWarning, stacklevel=3)
     snr = 10 * np.log10(sig / noise) if noise > 0 else float("inf")
     return EmbedReport(str(src), str(dst), pol.name, owner, owner_embedded, not key.is_public,
-                       duration, sr, n_ch, f.format, f.subtype, float(snr), notes)
+                       duration, sr, n_ch, f.format, f.subtype, float(snr), notes, tag_notes)
 
 
 def _copy_tags(src: Path, tmp: Path, muxer: str, notes: list) -> None:

@@ -25,7 +25,6 @@ import csv
 import errno
 import fnmatch
 import hashlib
-import inspect
 import os
 import shutil
 import sys
@@ -659,7 +658,7 @@ def _warm(key) -> None:
         a, b = os.path.join(tmp, "a.wav"), os.path.join(tmp, "b.wav")
         sf.write(a, y, sr, subtype="PCM_16")
         embed_file(a, b, key=key)
-        detect_file(b, key=key)
+        detect_file(b, key=key, tags=False)
 
 
 def _worker_init() -> None:
@@ -810,7 +809,7 @@ def _mark_one(t: dict, partial: Path) -> dict:
         # a killed in-place batch may have replaced the file but not recorded it
         if (prev.get("status") == "running" and prev.get("src_size") is not None
                 and (st.st_size, st.st_mtime_ns) != (prev["src_size"], prev["src_mtime_ns"])):
-            det = detect_file(src, key=key)
+            det = detect_file(src, key=key, tags=False)
             ok, detail, _ = _verify(det, policy, owner, False)
             if ok:
                 r.update(status="marked", verified=True, verify_detail=detail, duration=det.duration,
@@ -822,7 +821,7 @@ def _mark_one(t: dict, partial: Path) -> dict:
                 and _sha256(backup) == prev["src_sha256"]):
             original = backup
     r["src_sha256"] = _sha256(original)
-    det_in = detect_file(original, key=key)
+    det_in = detect_file(original, key=key, tags=False)
     if det_in.marked:
         r["duration"] = det_in.duration
         if det_in.policy == policy:
@@ -838,11 +837,10 @@ def _mark_one(t: dict, partial: Path) -> dict:
             r.update(status="conflict", error=f"already marked {det_in.policy}, not {policy}: left alone "
                                               "(--force marks it anyway)")
             return r
-    kw = {"tags": t["tags"]} if _embed_takes_tags() else {}
     report = embed_file(original, partial, policy=policy, owner=owner, key=key,
-                        strength=t["strength"], force=True, **kw)
+                        strength=t["strength"], force=True, tags=t["tags"])
     r["duration"] = report.duration
-    det = detect_file(partial, key=key)
+    det = detect_file(partial, key=key, tags=False)
     ok, detail, why = _verify(det, policy, owner, report.owner_embedded)
     r["verify_detail"] = detail
     if not ok:
@@ -865,18 +863,6 @@ def _describe_output(r: dict, path: Path) -> dict:
     st = os.stat(path)
     r.update(out_size=st.st_size, out_mtime_ns=st.st_mtime_ns, out_sha256=_sha256(path))
     return r
-
-
-_TAGS_KW = None
-
-
-def _embed_takes_tags() -> bool:
-    global _TAGS_KW
-    if _TAGS_KW is None:
-        from .files import embed_file
-
-        _TAGS_KW = "tags" in inspect.signature(embed_file).parameters
-    return _TAGS_KW
 
 
 # --------------------------------------------------------------------------- file helpers
