@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ..policy import Policy
+from ..policy import POLICIES, Policy
 
 NS_X = "adobe:ns:meta/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -117,12 +117,22 @@ def merge_values(existing, ours: str) -> list:
     return [v for v in existing if not is_ours(v)] + [ours]
 
 
-def merge_lines(existing: str, ours: str, sep: str = "\n") -> str:
-    """One text field: the existing parts (split at ``sep``) without nowm's old ones, then
-    ``ours``. The user's parts are kept as they were."""
-    text = (existing or "").replace("\r\n", "\n") if sep == "\n" else (existing or "")
-    kept = [part for part in text.split(sep) if part.strip() and not is_ours(part)]
-    return sep.join(kept + [ours])
+def merge_notice(existing: str, ours: str) -> str:
+    """A one-line copyright field: the user's text without nowm's old notices, then ``ours``
+    after ``"; "``."""
+    text = existing or ""
+    for pol in POLICIES.values():
+        old = notice(pol)
+        text = text.replace("; " + old, "").replace(old + "; ", "").replace(old, "")
+    text = text.strip()
+    return f"{text}; {ours}" if text else ours
+
+
+def merge_lines(existing: str, ours: str) -> str:
+    """A multi-line text field: the user's lines without nowm's old ones, then ``ours``."""
+    kept = [line for line in (existing or "").replace("\r\n", "\n").split("\n")
+            if line.strip() and not is_ours(line)]
+    return "\n".join(kept + [ours])
 
 
 def clip(value) -> str:
