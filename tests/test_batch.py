@@ -393,3 +393,34 @@ def test_sigkill_in_place_then_resume(tmp_path, base):
         assert (src / batch.BACKUP_DIR / n).read_bytes() == keep[n]
         assert rows[n]["status"] == "marked" and rows[n]["out_sha256"] == _sha(src / n)
     assert not _partials(src)
+
+
+def test_tags_written_by_default_and_no_tags(tmp_path, base):
+    src = tmp_path / "src"
+    _write(src / "a.flac", base, "FLAC", "PCM_16", seed=50)
+    _mark(src, tmp_path / "with")
+    _mark(src, tmp_path / "without", tags=False)
+    assert nowm.read_tags(tmp_path / "with" / "a.flac").policy == "no-ai-training"
+    assert nowm.read_tags(tmp_path / "without" / "a.flac").policy is None
+    assert nowm.detect_file(tmp_path / "without" / "a.flac").marked
+
+
+def test_a_worker_that_dies_fails_its_file_only(tmp_path, base, monkeypatch):
+    """A worker killed while marking (out of memory, a codec crash) breaks the pool:
+    the batch starts a new one, retries the files in flight once, and fails the culprit."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name in ("a.wav", "b.wav", "crash.wav", "d.wav"):
+        _write(src / name, base, seed=len(name) + 60)
+    real = batch._mark_one
+
+    def mark_one(t, partial):
+        if t["rel"] == "crash.wav":
+            os._exit(9)  # forked workers inherit this patch
+        return real(t, partial)
+
+    monkeypatch.setattr(batch, "_mark_one", mark_one)
+    report = _mark(src, dst, jobs=2)
+    got = _by_rel(report)
+    assert got["crash.wav"].status == "failed" and "died" in got["crash.wav"].reason, got
+    assert all(got[n].status == "marked" for n in ("a.wav", "b.wav", "d.wav"))
+    assert _rows(dst / batch.MANIFEST_NAME)["crash.wav"]["status"] == "failed"

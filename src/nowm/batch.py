@@ -674,48 +674,56 @@ def _worker_init() -> None:
 
 
 def _run_pool(tasks, jobs, started, finished, key, bar) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
     _warm(key)
     ctx = _mp_context()
     queue = list(reversed(tasks))
-    crashes: dict = {}
     while queue:
-        broken = []
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            running: dict = {}
-            try:
-                while queue or running:
-                    # keep each worker busy with one file plus one queued: the files
-                    # marked `running` in the manifest are the ones really in flight
-                    while queue and len(running) < jobs + 1:
-                        t = queue.pop()
-                        started(t)
+        broken = _pool_round(queue, jobs, ctx, started, finished)
+        # a worker died (killed, out of memory, a crash in a codec): every file in
+        # flight is a suspect; retry each alone so only the culprit fails
+        for t in broken:
+            if _pool_round([t], 1, ctx, started, finished):
+                finished(t, {"status": "failed", "error": "the worker process died while marking this "
+                                                          "file, twice (out of memory, or a crash in a codec?)"})
+
+
+def _pool_round(queue, jobs, ctx, started, finished) -> list:
+    """Run tasks popped from ``queue`` until it is empty or the pool breaks; return
+    the tasks that were in flight when it broke (those not started stay queued)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    broken: list = []
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+        running: dict = {}
+        try:
+            while queue or running:
+                # keep each worker busy with one file plus one queued: the files
+                # marked `running` in the manifest are the ones really in flight
+                while queue and len(running) < jobs + (jobs > 1) and not broken:
+                    t = queue.pop()
+                    started(t)
+                    try:
                         running[pool.submit(_run_task, t)] = t
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        t = running.pop(fut)
-                        try:
-                            r = fut.result()
-                        except BrokenProcessPool:
-                            broken.append(t)
-                            continue
-                        finished(t, r)
-                    if broken:
-                        broken += list(running.values())
-                        running.clear()
-                        break
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-        for t in broken:  # a worker died (killed, out of memory, crash in a codec)
-            crashes[t["rel"]] = crashes.get(t["rel"], 0) + 1
-            if crashes[t["rel"]] >= 2:
-                finished(t, {"status": "failed", "error": "the worker process died twice while marking "
-                                                          "this file (out of memory or a crash in a codec?)"})
-            else:
-                queue.append(t)
+                    except BrokenProcessPool:  # a worker died since the last look
+                        broken.append(t)
+                if not running:
+                    return broken
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    t = running.pop(fut)
+                    try:
+                        r = fut.result()
+                    except BrokenProcessPool:
+                        broken.append(t)
+                        continue
+                    finished(t, r)
+                if broken:
+                    return broken + list(running.values())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return broken
 
 
 def _stat(path):
