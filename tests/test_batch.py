@@ -424,3 +424,24 @@ def test_a_worker_that_dies_fails_its_file_only(tmp_path, base, monkeypatch):
     assert got["crash.wav"].status == "failed" and "died" in got["crash.wav"].reason, got
     assert all(got[n].status == "marked" for n in ("a.wav", "b.wav", "d.wav"))
     assert _rows(dst / batch.MANIFEST_NAME)["crash.wav"]["status"] == "failed"
+
+
+def test_in_place_replaced_but_not_recorded(tmp_path, base):
+    """Killed between the rename and the manifest's commit: the re-run recognises its
+    own output instead of marking it again or calling it `already-marked`."""
+    src = tmp_path / "src"
+    _write(src / "x.wav", base, seed=70)
+    original = tmp_path / "x.orig.wav"
+    original.write_bytes((src / "x.wav").read_bytes())
+    st = original.stat()
+    _mark(src, in_place=True)
+    manifest = src / batch.MANIFEST_NAME
+    with sqlite3.connect(manifest) as db:  # the row as the killed batch left it
+        db.execute("UPDATE files SET status='running', src_size=?, src_mtime_ns=?, out_sha256=NULL "
+                   "WHERE rel='x.wav'", (st.st_size, st.st_mtime_ns + 1))
+    got = _by_rel(_mark(src, in_place=True))["x.wav"]
+    assert got.status == "marked" and "interrupted" in got.reason
+    assert _marked_once(original, src / "x.wav", tmp_path)
+    row = _rows(manifest)["x.wav"]
+    assert row["status"] == "marked" and row["out_sha256"] == _sha(src / "x.wav")
+    assert row["src_sha256"] == _sha(original)

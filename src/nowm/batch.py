@@ -579,7 +579,7 @@ def _execute(tasks, report, man, jobs, progress, key) -> None:
 
     def finished(t, r):
         res = FileResult(t["rel"], r["status"], t["src"], None if t["in_place"] else t["dst"],
-                         r.get("error"), t["policy"], t["owner"], r.get("duration"), r.get("verified"),
+                         r.get("error") or r.get("note"), t["policy"], t["owner"], r.get("duration"), r.get("verified"),
                          r.get("seconds", 0.0))
         if r["status"] in ("conflict", "failed"):
             res.dst = r.get("out_path") or None
@@ -821,7 +821,7 @@ def _mark_one(t: dict, partial: Path) -> dict:
             ok, detail, _ = _verify(det, policy, owner, False)
             if ok:
                 r.update(status="marked", verified=True, verify_detail=detail, duration=det.duration,
-                         out_path=str(src), error="completed by an earlier, interrupted run")
+                         out_path=str(src), note="completed by an earlier, interrupted run")
                 r["src_sha256"] = _sha256(backup) if backup and backup.exists() else prev.get("src_sha256")
                 return _describe_output(r, src)
         # re-marking in place (new policy or owner): start again from the kept original
