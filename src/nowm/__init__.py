@@ -19,6 +19,7 @@ _API = {
     "OutputExistsError": "errors",
     "Key": "keys", "PUBLIC_KEY": "keys", "generate_key": "keys", "load_key": "keys",
     "save_key": "keys",
+    "mark_catalog": "batch", "CatalogReport": "batch",
     "write_tags": "metadata", "read_tags": "metadata", "TagReport": "metadata",
     "TagFinding": "metadata",
     "POLICIES": "policy", "Policy": "policy", "get_policy": "policy", "DEFAULT_POLICY": "policy",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _kernels, audio
+from . import _kernels, _pyav, audio
 from ._scheme import SCHEME
 from .detection import (DEFAULT_THRESHOLD, MIN_DETECT_SECONDS, Detection,
                         combine, detect_16k)
@@ -85,11 +85,13 @@ def _check_readable(path: Path) -> None:
 
 
 def open_audio(path):
-    """Open ``path`` for reading with soundfile, turning its errors into nowm's."""
+    """Open ``path`` for reading with soundfile (M4A/AAC: PyAV), turning errors into nowm's."""
     import soundfile as sf
 
     path = Path(path)
     _check_readable(path)
+    if _pyav.handles(path):  # M4A/MP4/AAC: libsndfile cannot read them
+        return _pyav.open_audio(path)
     try:
         f = sf.SoundFile(str(path))
     except sf.LibsndfileError as exc:
@@ -185,6 +187,9 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
 
     src = Path(src)
     dst = default_output(src) if dst is None else Path(dst)
+    if _pyav.handles(src):  # M4A/MP4/AAC: decoded and re-encoded through PyAV
+        return _pyav.embed_file(src, dst, policy=policy, owner=owner, key=key, strength=strength,
+                                force=force, tags=tags, scheme=scheme)
     pol = get_policy(policy)
     owner = check_owner(owner)
     depth = scheme.delta * check_strength(strength)
