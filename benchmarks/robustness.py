@@ -319,6 +319,8 @@ def write_markdown(path: Path, cells, results, checks, config, info, elapsed, cp
         f"Produced by `python benchmarks/robustness.py {config['argv']}`.",
         "",
         *_common.info_lines(info, elapsed),
+        *([f"- Computed over {len(config['sessions'])} sessions (resumed)."]
+          if len(config["sessions"]) > 1 else []),
         f"- Work: {fmt_cpu(cpu_total)} of CPU in the workers (`--jobs {config['jobs']}`).",
         f"- Source: {config['source']}; {len(results)} excerpt(s) of {config['length']:g} s from "
         f"{len({r['track'] for r in results})} distinct track(s) "
@@ -362,6 +364,12 @@ def write_markdown(path: Path, cells, results, checks, config, info, elapsed, cp
         f"{'PASS' if wrong / max(n_clips, 1) <= WRONG_ID_MAX else 'FAIL'}"
         + (" (too few clips to show the upper bound below 1e-4)" if hi > WRONG_ID_MAX else "")
         + f". Wrong policies: {wrong_pol}.",
+        "",
+        "## Summary",
+        "",
+        "Rates over all clips; ✓/✗: DESIGN target (in brackets) met/missed.",
+        "",
+        *summary_table(cells, config["attacks"], lengths),
         "",
         "## Per attack and clip length",
         "",
@@ -409,6 +417,28 @@ def write_markdown(path: Path, cells, results, checks, config, info, elapsed, cp
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in sorted(errors.items())]
     path.write_text("\n".join(lines) + "\n")
+
+
+def summary_table(cells, attack_names, lengths) -> list[str]:
+    """Compact Markdown table: attack x (policy per clip length, owner at 10 s)."""
+    cols = [("policy", L) for L in lengths] + ([("owner", 10.0)] if 10.0 in lengths else [])
+    lines = ["| attack | " + " | ".join(f"{m} {L:g} s" for m, L in cols) + " | wrong ids |",
+             "|---|" + "---|" * (len(cols) + 1)]
+    for a in attack_names:
+        row = []
+        for metric, L in cols:
+            c = cells[(a, L)]
+            k = c["policy_detected"] if metric == "policy" else c["owner_correct"]
+            if not c["n"]:
+                row.append("n/a")
+                continue
+            target, _ = _target(metric, a, L)
+            mark = "" if target is None else (
+                f" ({100 * target:g} {'✓' if k / c['n'] >= target else '✗'})")
+            row.append(f"{100 * k / c['n']:.1f} %{mark}")
+        wrong = sum(cells[(a, L)]["owner_wrong"] for L in lengths)
+        lines.append(f"| {a} | " + " | ".join(row) + f" | {wrong} |")
+    return lines
 
 
 def _sci(x: float) -> str:
@@ -542,12 +572,21 @@ def main(argv=None) -> int:
         done[r["index"]] = r
         progress.step(f"{r['track']} ({r['kind']}) {r['wall_s']:.0f} s")
     results = [done[j["index"]] for j in jobs]
-    elapsed = time.perf_counter() - t_start
+    # wall time of every session that computed excerpts, so a resumed run reports the total
+    session_file = cache / "sessions.json"
+    sessions = json.loads(session_file.read_text()) if session_file.is_file() else []
+    if todo:
+        sessions.append({"wall_s": round(time.perf_counter() - t_start, 1),
+                         "excerpts": len(todo), "jobs": args.jobs, "run": info})
+        _common.write_json_atomic(session_file, sessions)
+    elapsed = sum(x["wall_s"] for x in sessions) or time.perf_counter() - t_start
+    if sessions and "run" in sessions[0]:  # report where the results were computed
+        info = sessions[0]["run"]
     cpu_total = sum(r["cpu_s"] for r in results)
 
     cells = aggregate(results, args.attacks, config["lengths"])
     checks = target_checks(cells)
-    config.update(argv=" ".join(argv), jobs=args.jobs,
+    config.update(argv=" ".join(argv), jobs=args.jobs, sessions=sessions,
                   strength_label=(f"{args.strength:g}" if args.strength is not None
                                   else f"default ({default_strength:g})"))
     args.out_dir.mkdir(parents=True, exist_ok=True)
