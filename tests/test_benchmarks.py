@@ -1,0 +1,145 @@
+"""Smoke tests: every benchmark script runs end to end on a few seconds of audio.
+
+The scripts run as users run them (``python benchmarks/X.py --quick``), on the
+real-music corpus when it is already cached in ~/.cache/nowm-corpus, else on the
+30 s real-music sample in ``samples/`` (nothing is downloaded). Results go to a
+temporary folder, never to ``benchmarks/results``. Figures are not checked (the
+engine is being tuned); the structure of the outputs is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+for _module, _why in (("av", "PyAV (codec attacks)"), ("pyloudnorm", "pyloudnorm (clip loudness)"),
+                      ("pedalboard", "pedalboard (tempo/pitch attacks)"),
+                      ("matplotlib", "matplotlib (plots)")):
+    pytest.importorskip(_module, reason=f"benchmarks need {_why}: pip install -e '.[bench]'")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """``benchmarks/`` on sys.path (it is not a package), and its shared helpers."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common
+
+        yield _common
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.fixture
+def run_script(tmp_path, bench):
+    """Run ``benchmarks/NAME.py --quick`` in a child process; return the output folder."""
+    source = "corpus" if bench.corpus_cached() else "sample"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    env["NOWM_BENCH_CACHE"] = str(tmp_path / "cache")
+    if source == "sample":  # keep the decoded sample out of the home folder
+        env["NOWM_CORPUS_DIR"] = str(tmp_path / "corpus")
+
+    def run(name, *extra):
+        out = tmp_path / name
+        cmd = [sys.executable, str(BENCH / f"{name}.py"), "--quick", "--source", source,
+               "--out-dir", str(out), *extra]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}"
+        return out
+
+    return run
+
+
+def test_robustness_script(run_script, bench):
+    out = run_script("robustness", "--jobs", "2")
+    import robustness
+
+    data = json.loads((out / "robustness.json").read_text())
+    cells = {(c["attack"], c["clip_s"]): c for c in data["cells"]}
+    assert set(cells) == {(a, L) for a in robustness.ATTACK_NAMES for L in (3.0, 10.0)}
+    for c in cells.values():
+        assert c["n"] == 2  # 2 excerpts x 1 clip: every attack ran
+        assert 0 <= c["policy_detected"] + c["policy_wrong"] <= c["n"]
+        assert 0 <= c["owner_correct"] + c["owner_wrong"] <= c["n"]
+    md = (out / "robustness.md").read_text()
+    assert "| mix-under-6db | 10 s | 2 |" in md and "Targets (DESIGN §5)" in md
+    assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_false_alarms_script(run_script):
+    out = run_script("false_alarms", "--jobs", "2")
+    data = json.loads((out / "false_alarms.json").read_text())
+    music = [g for g in data["groups"] if g["audio"] == "music"]
+    assert sum(g["clips"] for g in music) >= 8
+    for g in music:
+        assert g["evaluated"] == 0 or 0.0 <= g["min_false_alarm"] <= 1.0
+    assert "At the default threshold" in (out / "false_alarms.md").read_text()
+    assert (out / "false_alarms.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_speed_script(run_script):
+    out = run_script("speed")
+    res = json.loads((out / "speed.json").read_text())["results"]
+    assert res["embed_file"]["cpu_s"] > 0 and res["detect_batch"]["clips"] == 4
+    assert res["startup"]["python -m nowm detect clip.wav"]["exit"] == 0  # the clip is marked
+    assert all(v["maxrss_mb"] > 0 for v in res["memory"].values())
+    assert "Start-up" in (out / "speed.md").read_text()
+
+
+def test_calibrate_functions(bench, tmp_path, monkeypatch):
+    """benchmarks/calibrate.py's fit runs on null scores of the sample."""
+    monkeypatch.setenv("NOWM_CORPUS_DIR", str(tmp_path))
+    import calibrate
+
+    from nowm._scheme import SCHEME
+
+    rows = calibrate.null_scores(bench.sample_tracks(), 2, (3.0,), np.random.default_rng(1),
+                                 SCHEME)
+    assert 1 <= len(rows) <= 2 and all(r[1] == 3.0 for r in rows)  # silent clips are dropped
+    assert calibrate.fit([r[2] for r in rows]) > 0
+
+
+def test_wilson_interval(bench):
+    lo, hi = bench.wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert bench.wilson(0, 10)[0] == 0.0 and bench.wilson(0, 10)[1] == pytest.approx(0.2775,
+                                                                                     abs=1e-4)
+    assert bench.wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_mix_under_puts_the_marked_track_6_db_below(bench):
+    import robustness
+
+    rng = np.random.default_rng(3)
+    y = (0.1 * rng.standard_normal((44100, 2))).astype(np.float32)
+    other = (0.3 * rng.standard_normal((44100, 2))).astype(np.float32)
+    for name, level in (("mix-under-6db", 6.0), ("mix-over-6db", -6.0)):
+        out, _ = robustness.apply(name, y, 44100, rng, other)
+        ratio = np.mean((out - y).astype(np.float64) ** 2) / np.mean(y.astype(np.float64) ** 2)
+        assert 10 * np.log10(ratio) == pytest.approx(level, abs=0.05)
+
+
+def test_targets_name_real_attacks(bench):
+    import robustness
+
+    assert {a for _, a, _ in robustness.TARGETS} <= set(robustness.ATTACK_NAMES)
+    assert robustness.TARGETS[("policy", "clean", 10.0)] == 0.995
+    assert len([k for k in robustness.TARGETS if k[0] == "policy" and k[2] == 10.0]) == 26
+
+
+def test_false_alarm_allocation_covers_every_track(bench):
+    import false_alarms
+
+    alloc = false_alarms.allocate([60.0, 600.0, 120.0], 100)
+    assert sum(alloc) == 100 and min(alloc) >= 1 and alloc[1] > alloc[2] > alloc[0]
+    assert false_alarms.allocate([60.0] * 5, 3) == [1] * 5  # at least one each
