@@ -19,6 +19,8 @@ _API = {
     "OutputExistsError": "errors",
     "Key": "keys", "PUBLIC_KEY": "keys", "generate_key": "keys", "load_key": "keys",
     "save_key": "keys",
+    "check": "ingest", "filter_allowed": "ingest", "Verdict": "ingest", "USES": "ingest",
+    "scan": "ingest",
     "POLICIES": "policy", "Policy": "policy", "get_policy": "policy", "DEFAULT_POLICY": "policy",
 }
 

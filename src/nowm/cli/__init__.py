@@ -1,4 +1,4 @@
-"""Command line: ``nowm embed | detect | keygen``.
+"""Command line: ``nowm embed | detect | keygen | scan | filter-manifest``.
 
 Each command is a small module over the library API. This module holds the one
 place that turns nowm's exceptions into a message on stderr and an exit status.
@@ -13,7 +13,7 @@ import sys
 
 EXIT_OK, EXIT_NOT_MARKED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 
-_COMMANDS = ("embed", "detect", "keygen")
+_COMMANDS = ("embed", "detect", "keygen", "scan", "filter-manifest")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,13 +24,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import detect, embed, keygen
+    from . import detect, embed, filter_manifest, keygen, scan
 
     parser = _Parser(prog="nowm", description=(
         "Mark audio as not for AI training with an inaudible watermark, and detect the mark."))
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for mod in (embed, detect, keygen):
+    for mod in (embed, detect, keygen, scan, filter_manifest):
         mod.add_parser(sub)
     return parser
 
