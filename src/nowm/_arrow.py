@@ -8,8 +8,8 @@ __all__ = ["schema", "records_to_table", "COLUMNS"]
 
 #: (column, arrow type name); nested fields (``layers``, ``metadata``) are JSON text.
 COLUMNS = (
-    ("path", "string"), ("use", "string"), ("allowed", "bool"), ("status", "string"),
-    ("reason", "string"), ("marked", "bool"), ("policy", "string"), ("owner", "int64"),
+    ("path", "string"), ("use", "string"), ("allowed", "bool_"), ("status", "string"),
+    ("reason", "string"), ("marked", "bool_"), ("policy", "string"), ("owner", "int64"),
     ("false_alarm", "float64"), ("offset", "float64"), ("tempo", "float64"),
     ("pitch", "float64"), ("score", "float64"), ("key", "string"), ("layers", "string"),
     ("duration", "float64"), ("metadata_policy", "string"), ("metadata", "string"),

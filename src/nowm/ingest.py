@@ -392,16 +392,19 @@ def _detect(src, keys, threshold, offset, duration):
 
     results = {name: [] for name, _ in keys}
     total = None
-    first = True
+    seen = 0.0
     for x16, seconds in _windows(src, offset, duration):
         if x16 is None:
             total = seconds
             break
-        if not first and seconds < MIN_DETECT_SECONDS:
+        start, seen = seen, seen + seconds
+        if start and seconds < MIN_DETECT_SECONDS:
             continue  # a short tail after full windows adds nothing
-        first = False
         for name, key in keys:
-            results[name].append(detect_16k(x16, key=key, threshold=threshold))
+            det = detect_16k(x16, key=key, threshold=threshold)
+            if det.offset is not None:
+                det.offset += start  # counted from the item's start
+            results[name].append(det)
         if all(r and r[-1].marked and r[-1].owner is not None for r in results.values()):
             total = None  # confident on every layer: stop reading, as detect_file does
             break

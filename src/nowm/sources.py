@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,14 +85,93 @@ def iter_items(paths, *, max_member_bytes: int = MAX_MEMBER_BYTES):
     """
     for p in paths:
         p = os.fspath(p)
-        if _GLOB_CHARS & set(p) and not os.path.exists(p):
-            matches = sorted(glob.glob(p, recursive=True))
-            if not matches:
-                yield Item(p, error=f"{p}: no file matches this pattern")
-            for m in matches:
+        if _GLOB_CHARS & set(p) and not os.path.lexists(p):
+            found = False
+            for m in _glob(p):
+                found = True
                 yield from _one(m, max_member_bytes, explicit=False)
+            if not found:
+                yield Item(p, error=f"{p}: no file matches this pattern")
         else:
             yield from _one(p, max_member_bytes, explicit=True)
+
+
+def _glob(pattern):
+    """Sorted matches of ``pattern``; ``**`` is walked without going round link loops
+    (:func:`glob.glob` follows links to folders with no loop check)."""
+    if "**" not in pattern:
+        yield from sorted(glob.glob(pattern))
+        return
+    parts = pattern.split(os.sep)
+    i = next(k for k, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    root = os.sep.join(parts[:i]) or ("/" if pattern.startswith(os.sep) else ".")
+    rx = re.compile(_translate(os.sep.join(parts[i:])))
+    for path in _walk_files(root):
+        rel = os.path.relpath(path, root)
+        if rx.fullmatch(rel.replace(os.sep, "/")):
+            yield path if parts[:i] else rel
+
+
+def _translate(pat):
+    """Glob pattern (with ``**``) -> regular expression over '/'-separated paths."""
+    out, i, n = [], 0, len(pat)
+    while i < n:
+        c = pat[i]
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = i + 1
+            j += pat.startswith("!", j)
+            j += pat.startswith("]", j)
+            j = pat.find("]", j)
+            if j < 0:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pat[i + 1:j].replace("\\", "\\\\")
+                out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+                i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _walk_files(root):
+    """Every file under ``root``, sorted, following links to folders once each."""
+    seen = set()
+
+    def visit(folder):
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from visit(e.path)
+            else:
+                yield e.path
+
+    yield from visit(root)
 
 
 def _one(p, cap, explicit):
