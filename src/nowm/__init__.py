@@ -21,6 +21,8 @@ _API = {
     "save_key": "keys",
     "check": "ingest", "filter_allowed": "ingest", "Verdict": "ingest", "USES": "ingest",
     "scan": "ingest",
+    "write_tags": "metadata", "read_tags": "metadata", "TagReport": "metadata",
+    "TagFinding": "metadata",
     "POLICIES": "policy", "Policy": "policy", "get_policy": "policy", "DEFAULT_POLICY": "policy",
 }
 

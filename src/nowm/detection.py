@@ -84,11 +84,13 @@ class Detection:
     candidates: dict = field(default_factory=dict, repr=False)
     _soft: np.ndarray | None = field(default=None, repr=False)
     _policy_code: int | None = field(default=None, repr=False)
+    tags: object = None  # nowm.metadata.TagReport from detect_file, separate from the verdict
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in (
             "marked", "false_alarm", "policy", "owner", "score", "offset", "tempo",
             "pitch", "duration", "key", "reason")}
+        d["tags"] = self.tags.to_dict() if self.tags is not None else None
         return d
 
 

@@ -61,6 +61,7 @@ class EmbedReport:
     subtype: str
     snr_db: float
     notes: list = field(default_factory=list)
+    tags: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -153,7 +154,7 @@ def _compression_level(subtype: str, kbps: float, channels: int):
 
 
 def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, strength=1.0,
-               force: bool = False, scheme=SCHEME) -> EmbedReport:
+               force: bool = False, tags: bool = True, scheme=SCHEME) -> EmbedReport:
     """Write a marked copy of ``src`` to ``dst`` in the same format and subtype.
 
     Parameters
@@ -166,6 +167,9 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
         As for :func:`nowm.embed`.
     force : bool
         Overwrite ``dst`` if it exists (atomically).
+    tags : bool
+        Also write the policy into the output's standard metadata
+        (:func:`nowm.metadata.write_tags`); ``EmbedReport.tags`` says what was written.
 
     Returns
     -------
@@ -251,6 +255,11 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
                         sig += float(np.sum(orig ** 2))
                         noise += float(np.sum((marked - orig) ** 2))
                     out.write(marked_out)
+            tag_notes = []
+            if tags:
+                from .metadata import write_tags
+
+                tag_notes = write_tags(tmp, pol, owner=owner)
             _fsync(tmp)
             os.replace(tmp, dst)
         except sf.LibsndfileError as exc:
@@ -266,7 +275,8 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
     if not owner_embedded and owner:
         warnings.warn(f"{src}: " + notes[0], NowmWarning, stacklevel=2)
     return EmbedReport(str(src), str(dst), pol.name, owner, owner_embedded,
-                       not key.is_public, duration, sr, n_ch, fmt, subtype, float(snr), notes)
+                       not key.is_public, duration, sr, n_ch, fmt, subtype, float(snr), notes,
+                       tag_notes)
 
 
 def _to_unit(data, read_dtype):
@@ -287,7 +297,7 @@ def _fsync(path):
 
 
 def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: bool = False,
-                scheme=SCHEME) -> Detection:
+                tags: bool = True, scheme=SCHEME) -> Detection:
     """Detect a nowm mark in an audio file, streaming it in windows.
 
     Parameters
@@ -299,6 +309,9 @@ def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: b
     full : bool
         Examine the whole file even after a confident verdict with an owner id
         (by default a long file stops early once that is reached).
+    tags : bool
+        Also read the file's rights metadata into ``Detection.tags``
+        (a :class:`nowm.metadata.TagReport`, separate from the watermark verdict).
 
     Returns
     -------
@@ -353,4 +366,8 @@ def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: b
                 break
     det = combine(results, threshold, scheme)
     det.duration = total
+    if tags:
+        from .metadata import read_tags
+
+        det.tags = read_tags(path)
     return det

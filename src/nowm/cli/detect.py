@@ -19,12 +19,14 @@ def add_parser(sub):
     _options.add_key(p, "detect")
     p.add_argument("--threshold", type=_options.probability, default=None, metavar="FA",
                    help="false-alarm probability that counts as marked (default 1e-6)")
+    p.add_argument("--no-tags", dest="tags", action="store_false",
+                   help="do not read the file's rights metadata (reported as \"tags\")")
     p.set_defaults(run=run)
 
 
 def _record(path, det=None, error=None) -> dict:
     rec = {"path": str(path), "marked": False, "false_alarm": None, "policy": None,
-           "owner": None, "duration": None, "error": error}
+           "owner": None, "duration": None, "tags": None, "error": error}
     if det is not None:
         rec.update(det.to_dict())
         rec["path"] = str(path)
@@ -46,7 +48,7 @@ def run(args) -> int:
     any_unmarked = any_error = False
     for path in args.paths:
         try:
-            det = detect_file(path, key=key, threshold=threshold)
+            det = detect_file(path, key=key, threshold=threshold, tags=args.tags)
             rec = _record(path, det)
         except ParameterError:
             raise
@@ -66,6 +68,19 @@ def run(args) -> int:
 
 
 def _line(rec) -> str:
+    return _verdict(rec) + _tags_text(rec.get("tags"))
+
+
+def _tags_text(tags) -> str:
+    if not tags or not tags.get("findings"):
+        return ""
+    vocabularies = sorted({f["vocabulary"] for f in tags["findings"] if f["policy"]})
+    if tags.get("policy"):
+        return f"; tags say {tags['policy']} ({', '.join(vocabularies)})"
+    return "; tags carry rights fields but no AI policy"
+
+
+def _verdict(rec) -> str:
     fa = rec["false_alarm"]
     if rec["marked"]:
         owner = "owner unknown" if rec["owner"] is None else f"owner {rec['owner']}"

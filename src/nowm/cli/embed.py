@@ -20,6 +20,9 @@ def add_parser(sub):
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="watermark strength multiplier in (0, 4] (default 1)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-tags", dest="tags", action="store_false",
+                   help="do not write the policy into the file's metadata (XMP, ID3, Vorbis "
+                        "comments, RIFF INFO, MP4 atoms)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(run=run)
 
@@ -32,7 +35,7 @@ def run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report says the same thing
         report = embed_file(args.input, args.output, policy=args.policy, owner=args.owner,
-                            key=key, strength=args.strength, force=args.force)
+                            key=key, strength=args.strength, force=args.force, tags=args.tags)
     if not args.quiet:
         layers = "public + private layer" if report.private_layer else "public layer"
         owner = f"owner {report.owner}" if report.owner_embedded else "owner not embedded (audio too short)"
@@ -41,4 +44,6 @@ def run(args) -> int:
               f"{report.subtype}, SNR {report.snr_db:.1f} dB")
         for note in report.notes:
             print(f"  note: {note}", file=sys.stderr)
+        for note in report.tags:
+            print(f"  tags: {note}", file=sys.stderr)
     return 0
