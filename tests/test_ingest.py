@@ -260,6 +260,35 @@ def test_ai_allowed_never_overrides_a_restriction_elsewhere():
     assert v.status == "reserved-watermark"
 
 
+def test_metadata_reservation(tmp_path, clips):
+    """Tags written by nowm.metadata reserve unmarked audio; a watermark's ai-allowed
+    does not override them; they are read from tar members' bytes too."""
+    from nowm.metadata import write_tags
+
+    plain = tmp_path / "plain.flac"
+    sf.write(plain, clips["plain"], SR)
+    tagged = tmp_path / "tagged.flac"
+    sf.write(tagged, clips["plain"], SR)
+    write_tags(tagged, "no-genai-training")
+    assert nowm.check(plain).reason.endswith("no mark found (best false-alarm probability "
+                                             f"{nowm.check(plain).false_alarm:.2g})")
+    assert "no reservation metadata" in nowm.check(plain).reason
+    v = nowm.check(tagged, use="genai-training")
+    assert v.status == "reserved-metadata" and not v.allowed and not v.marked
+    assert "no-genai-training" in v.reason and v.metadata.policy == "no-genai-training"
+    d = v.to_dict()
+    assert d["metadata_policy"] == "no-genai-training"
+    assert any(f["policy"] == "no-genai-training" for f in d["metadata"])
+    assert nowm.check(tagged, use="ai-training").status == "allowed"
+    assert nowm.check(tagged, use="genai-training", tags=False).status == "allowed"
+    assert nowm.check(tagged.read_bytes(), use="genai-training").status == "reserved-metadata"
+    wav = tmp_path / "opted-in.wav"
+    sf.write(wav, _embed(clips["plain"], "ai-allowed"), SR)
+    write_tags(wav, "no-ai-training")
+    v = nowm.check(wav)
+    assert v.marked and v.policy == "ai-allowed" and v.status == "reserved-metadata"
+
+
 def test_private_layer(clips):
     key = nowm.generate_key()
     y = _embed(clips["plain"], "no-tdm", key=key)

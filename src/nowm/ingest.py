@@ -185,7 +185,8 @@ def _findings(md):
         return None
     out = []
     for f in getattr(md, "findings", []) or []:
-        out.append({k: getattr(f, k, None) for k in ("vocabulary", "field", "value", "policy")})
+        out.append({k: getattr(f, k, None) for k in ("vocabulary", "field", "value", "policy",
+                                                     "source")})
     return out
 
 
