@@ -26,7 +26,7 @@ SR = 44100
 def _embed(y, policy, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nowm.NowmWarning)
-        return nowm.embed(y, SR, policy=policy, strength=kw.pop("strength", 1.5), **kw)
+        return nowm.embed(y, SR, policy=policy, strength=kw.pop("strength", 2.0), **kw)
 
 
 @pytest.fixture(scope="module")

@@ -452,7 +452,7 @@ def _keys(key):
 def check(source, *, use: str = "ai-training", key=None, threshold: float = 1e-6,
           consent: bool = False, tags: bool = True, offset: float = 0.0, duration=None,
           min_seconds: float = MIN_CHECK_SECONDS, allow_too_short: bool = False,
-          name=None) -> Verdict:
+          name=None, metadata=None) -> Verdict:
     """May this audio be used for ``use``? Look for the watermark and metadata.
 
     Parameters
@@ -482,6 +482,9 @@ def check(source, *, use: str = "ai-training", key=None, threshold: float = 1e-6
         ``too-short``.
     name : str, optional
         Label for the item in the verdict (default: the path, ``<bytes>``...).
+    metadata : nowm.metadata.TagReport, optional
+        Metadata already read elsewhere (e.g. from the file an array was cut
+        from); used instead of reading the source's own.
 
     Returns
     -------
@@ -512,7 +515,9 @@ def check(source, *, use: str = "ai-training", key=None, threshold: float = 1e-6
     src = _Source(source, name)
     keys = _keys(key)
     md = md_error = None
-    if tags and src.has_container:
+    if metadata is not None:
+        md = metadata
+    elif tags and src.has_container:
         md, md_error = _read_metadata(src)
     layers, seconds, error = {}, None, None
     try:
