@@ -402,6 +402,14 @@ def test_chunk_sizes_that_lie(tmp_path):
     assert any("claims" in s for s in report.skipped)
     notes = write_tags(path, "no-ai-training")
     assert "not written" in notes[0] and path.read_bytes() == lying
+    # RF64 whose ds64 claims a terabyte of audio: reported, never rewritten
+    rf64 = make_file(tmp_path, "rf64", tagged=False)
+    raw = bytearray(rf64.read_bytes())
+    j = raw.index(b"ds64") + 16
+    raw[j:j + 8] = struct.pack("<Q", 1 << 40)
+    rf64.write_bytes(bytes(raw))
+    assert any("claims 1099511627776 bytes" in s for s in read_tags(rf64).skipped)
+    assert "not written" in write_tags(rf64, "no-ai-training")[0] and rf64.read_bytes() == raw
     # RIFF size too small, an odd chunk without its pad byte: repaired in the copy
     bad = bytearray(good)
     bad[4:8] = struct.pack("<I", 100)
@@ -415,11 +423,32 @@ def test_chunk_sizes_that_lie(tmp_path):
     assert b"abcd\x03\x00\x00\x00odd\x00LIST\x04\x00\x00\x00adtl" in data
     assert np.array_equal(_decode(path), sf.read(io.BytesIO(good), dtype="int32", always_2d=True)[0])
     assert read_tags(path).policy == "no-ai-training"
-    # garbage after the chunks stays after them and is reported
+    # bytes right after the audio may be audio (streamed files): no chunk goes before them
     path.write_bytes(good + b"\x00\x01garbage")
-    write_tags(path, "no-ai-training")
-    assert path.read_bytes().endswith(b"\x00\x01garbage")
+    notes = write_tags(path, "no-ai-training")
+    assert "not written" in notes[0] and path.read_bytes() == good + b"\x00\x01garbage"
     assert any("not a chunk header" in s for s in read_tags(path).skipped)
+    # after another chunk they stay after the chunks and are reported
+    path.write_bytes(good)
+    _riff_append(path, b"abcd", b"odd")
+    with open(path, "ab") as f:
+        f.write(b"\x00\x01garbage")
+    write_tags(path, "no-ai-training")
+    data = path.read_bytes()
+    assert data.endswith(b"\x00\x01garbage") and data.index(b"_PMX") < len(data) - 9
+    assert read_tags(path).policy == "no-ai-training"
+    # a streamed WAV whose data size is 0 is never rewritten
+    i = good.index(b"data")
+    streamed = good[:i + 4] + struct.pack("<I", 0) + good[i + 8:]
+    path.write_bytes(streamed)
+    assert "not written" in write_tags(path, "no-ai-training")[0] and path.read_bytes() == streamed
+    # a malformed LIST/INFO is left as it was
+    path.write_bytes(good)
+    _riff_append(path, b"LIST", b"INFOICOP\xff\xff\x00\x00xy")
+    notes = write_tags(path, "no-ai-training")
+    assert any("malformed; left as it was" in n for n in notes)
+    assert b"LIST\x0e\x00\x00\x00INFOICOP\xff\xff\x00\x00xy" in path.read_bytes()
+    assert read_tags(path).policy == "no-ai-training"  # from the XMP
 
 
 def test_truncated_id3_and_non_audio(tmp_path):
@@ -514,6 +543,92 @@ def test_cawg_malformed_store_is_skipped():
         assert report.skipped and not report.findings
 
 
+def _sign_c2pa(src, dst, mime, entries):
+    """Sign ``src`` into ``dst`` with a C2PA manifest carrying a CAWG training-mining
+    assertion, using a throwaway CA and signer made here (offline; untrusted by design)."""
+    c2pa = pytest.importorskip("c2pa", reason="c2pa-python is optional; the test extra installs it")
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nowm tests")])
+
+    def usage(sign, ca):
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                             crl_sign=ca, encipher_only=False, decipher_only=False)
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    base = lambda subject, pub, serial: (x509.CertificateBuilder().subject_name(subject)  # noqa: E731
+                                         .issuer_name(name("nowm test CA")).public_key(pub)
+                                         .serial_number(serial)
+                                         .not_valid_before(now - datetime.timedelta(days=1))
+                                         .not_valid_after(now + datetime.timedelta(days=7)))
+    ca = (base(name("nowm test CA"), ca_key.public_key(), 1)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(False, True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (base(name("nowm test signer"), key.public_key(), 2)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(True, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    info = c2pa.C2paSignerInfo(
+        alg=b"es256", sign_cert=cert.public_bytes(pem) + ca.public_bytes(pem),
+        private_key=key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()), ta_url=None)
+    manifest = {"claim_generator_info": [{"name": "nowm-tests", "version": "0"}], "assertions": [
+        {"label": "c2pa.actions", "data": {"actions": [{
+            "action": "c2pa.created",
+            "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}},
+        {"label": "cawg.training-mining", "data": {"entries": entries}}]}
+    with open(src, "rb") as s, open(dst, "w+b") as d:
+        c2pa.Builder(manifest).sign(c2pa.Signer.from_info(info), mime, s, d)
+
+
+@pytest.mark.parametrize("kind,mime", [("wav16", "audio/wav"), ("mp3", "audio/mpeg"),
+                                       ("flac", "audio/flac")])
+def test_signed_c2pa_manifest_is_read_and_never_broken(tmp_path, kind, mime):
+    src = make_file(tmp_path, kind)
+    signed = tmp_path / f"signed{src.suffix}"
+    entries = {"cawg.ai_training": {"use": "notAllowed"},
+               "cawg.ai_generative_training": {"use": "notAllowed"},
+               "cawg.ai_inference": {"use": "allowed"}, "cawg.data_mining": {"use": "allowed"}}
+    _sign_c2pa(src, signed, mime, entries)
+    report = read_tags(signed)
+    cawg = [f for f in report.findings if f.vocabulary == "c2pa-cawg"]
+    assert len(cawg) == 1 and cawg[0].field == "cawg.training-mining"
+    assert cawg[0].policy == "no-ai-training" and report.policy == "no-ai-training"
+    assert any("signingCredential.untrusted" in s for s in report.skipped)  # our throwaway CA
+    with pytest.MonkeyPatch.context() as mp:  # without c2pa-python: said, not guessed
+        mp.setitem(sys.modules, "c2pa", None)
+        report = read_tags(signed)
+        assert any("install c2pa-python" in s for s in report.skipped)
+        assert not any(f.vocabulary == "c2pa-cawg" for f in report.findings)
+    before = signed.read_bytes()
+    notes = write_tags(signed, "no-tdm")
+    assert "C2PA manifest" in notes[0] and signed.read_bytes() == before
+    if kind == "wav16":  # the marked copy does not carry a manifest bound to other audio
+        from nowm.files import embed_file
+
+        rep = embed_file(signed, tmp_path / "marked.wav", policy="no-tdm", strength=3)
+        assert any("C2PA manifest not carried over" in n for n in rep.tags)
+        out = read_tags(tmp_path / "marked.wav")
+        assert out.policy == "no-tdm" and not any(f.vocabulary == "c2pa-cawg" for f in out.findings)
+        assert b"C2PA" not in (tmp_path / "marked.wav").read_bytes()
+
+
 # --------------------------------------------------------------------------- embed / detect
 
 def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):
@@ -522,6 +637,10 @@ def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):
     src = make_file(tmp_path, "flac")
     rep = embed_file(src, tmp_path / "out.flac", policy="no-genai-training", strength=3)
     assert rep.tags and not any("not written" in n for n in rep.tags)
+    from mutagen.flac import FLAC
+
+    out = FLAC(tmp_path / "out.flac")  # the source's picture and comments are carried over
+    assert out.pictures[0].data == PICTURE and out["GENRE"] == ["Test"]
     det = detect_file(tmp_path / "out.flac")
     assert det.tags.policy == "no-genai-training"
     d = det.to_dict()
@@ -531,6 +650,30 @@ def test_embed_file_writes_tags_and_detect_file_reads_them(tmp_path):
     assert rep.tags == []
     assert read_tags(tmp_path / "plain.flac").policy is None
     assert detect_file(tmp_path / "plain.flac", tags=False).tags is None
+
+
+@pytest.mark.parametrize("kind", ["wav16", "mp3", "ogg"])
+def test_embed_file_carries_source_tags_over(tmp_path, kind):
+    from mutagen import File
+
+    from nowm.files import embed_file
+
+    src = make_file(tmp_path, kind)
+    dst = tmp_path / f"out{src.suffix}"
+    rep = embed_file(src, dst, policy="no-ai-training", strength=3)
+    assert any("carried over" in n for n in rep.tags), rep.tags
+    assert read_tags(dst).policy == "no-ai-training"
+    if kind == "wav16":
+        data = dst.read_bytes()
+        assert b"bext" + struct.pack("<I", 602) + b"B" * 602 in data
+        assert b"abcd" + struct.pack("<I", 3) + b"odd\0" in data
+        assert data.count(b"LIST") == 1 and b"(c) 2024 Band; No AI training" in data
+    elif kind == "mp3":
+        tags = File(dst).tags
+        assert tags.getall("APIC")[0].data == PICTURE and tags["TXXX:Mood"].text == ["calm"]
+    else:
+        a = File(dst)
+        assert a["GENRE"] == ["Test"] and a["METADATA_BLOCK_PICTURE"]
 
 
 def test_cli_no_tags_and_json(tmp_path, capsys):

@@ -168,8 +168,10 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
     force : bool
         Overwrite ``dst`` if it exists (atomically).
     tags : bool
-        Also write the policy into the output's standard metadata
-        (:func:`nowm.metadata.write_tags`); ``EmbedReport.tags`` says what was written.
+        Carry the input's tags, pictures and metadata chunks over to the output and write
+        the policy into its standard metadata (:func:`nowm.metadata.write_tags`);
+        ``EmbedReport.tags`` says what was written. False: only the basic text fields
+        libsndfile copies (title, artist, copyright, ...) are kept.
 
     Returns
     -------
@@ -258,8 +260,9 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
             tag_notes = []
             if tags:
                 from .metadata import write_tags
+                from .metadata._carry import carry_over
 
-                tag_notes = write_tags(tmp, pol, owner=owner)
+                tag_notes = carry_over(src, tmp) + write_tags(tmp, pol, owner=owner)
             _fsync(tmp)
             os.replace(tmp, dst)
         except sf.LibsndfileError as exc:

@@ -31,7 +31,7 @@ __all__ = ["write_tags", "read_tags", "TagReport", "TagFinding", "CONTAINERS"]
 
 #: Containers whose tags nowm writes and reads.
 CONTAINERS = ("wav", "mp3", "flac", "ogg-vorbis", "ogg-opus", "ogg-flac", "mp4")
-_NAMES = "WAV, MP3, FLAC, Ogg Vorbis, Opus or M4A"
+_NAMES = "WAV, MP3, FLAC, Ogg Vorbis, Opus and M4A"
 
 
 def _open_source(source):
@@ -80,7 +80,7 @@ def _read_into(f, report: TagReport, *, c2pa: bool = True) -> None:
     else:
         containers.read_vorbis(f, container, report)
     if c2pa:
-        cawg.read(f, container, report)
+        cawg.read(f, container, report, size)
 
 
 def read_tags(source) -> TagReport:
@@ -171,7 +171,7 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
         The file cannot be read or replaced (missing, permissions, disk full).
     """
     from ..policy import get_policy
-    from . import containers, riff
+    from . import cawg, containers, riff
 
     pol = get_policy(policy)
     owner = _check_owner(owner)
@@ -182,16 +182,22 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
         size = f.tell()
         container = containers.sniff(f, size)
         existing = TagReport()
+        signed = False
         if container is not None:
             try:
                 _read_into(f, existing)
+                signed = cawg.present(f, container, size)
             except Exception:
                 pass
     if container is None:
-        return [f"tags not written: {path.name} is not a {_NAMES} file"]
+        return [f"tags not written: nowm writes tags to {_NAMES} files, and this is none of them"]
     if container == "id3":
-        return [f"tags not written: {path.name} has an ID3 tag but no MP3 or FLAC audio after it "
+        return ["tags not written: an ID3 tag without MP3 or FLAC audio after it "
                 "(truncated, or a format nowm does not write)"]
+    if signed:
+        return ["tags not written: the file carries a C2PA manifest, whose hash binding any "
+                "edit would break; state the policy in a new C2PA manifest (a cawg.training-mining "
+                "assertion) instead"]
     if existing.policy and RESTRICTIVENESS[existing.policy] > RESTRICTIVENESS[pol.name]:
         return [f"tags left unchanged: they already say {existing.policy}, more restrictive "
                 f"than {pol.name} (nowm never weakens a restriction; edit the tags by hand)"]
@@ -210,13 +216,11 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
         else:
             shutil.copyfile(path, tmp)
             if container == "mp3":
-                notes = containers.write_id3(tmp, pol, owner)
+                notes, written = containers.write_id3(tmp, pol, owner)
             elif container == "mp4":
-                notes = containers.write_mp4(tmp, pol, owner)
+                notes, written = containers.write_mp4(tmp, pol, owner)
             else:
-                notes = containers.write_vorbis(tmp, container, pol, owner)
-            written = not any(n.startswith(("MP3 tags not", "M4A tags not", f"{container} tags not"))
-                              for n in notes)
+                notes, written = containers.write_vorbis(tmp, container, pol, owner)
         if not written:
             Path(tmp).unlink(missing_ok=True)
             return notes

@@ -72,23 +72,54 @@ def findings_from_store(store, report, source: str = "C2PA manifest") -> None:
         report.skip(f"{source}: manifest store not understood ({type(exc).__name__}); ignored")
 
 
-def read(fileobj, container: str, report) -> None:
+#: The ``uuid`` box of a C2PA manifest store in ISO base media files.
+C2PA_UUID = bytes.fromhex("D8FEC3D61B0E483C92975828877EC481")
+C2PA_MIMES = ("application/c2pa", "application/x-c2pa-manifest-store")
+
+
+def present(fileobj, container: str, size: int) -> bool:
+    """True when ``fileobj`` embeds a C2PA manifest store where C2PA puts one for this
+    container (a RIFF ``C2PA`` chunk, an ID3 ``GEOB`` frame, an MP4 ``uuid`` box).
+    Needs no c2pa-python."""
+    from . import containers, riff
+
+    try:
+        if container == "wav":
+            return any(c.cid == b"C2PA" for c in riff.parse(fileobj, size).chunks)
+        if container in ("mp3", "flac", "id3"):
+            fileobj.seek(0)
+            if containers.id3_size(fileobj.read(10)) is None:
+                return False
+            from mutagen.id3 import ID3
+
+            fileobj.seek(0)
+            return any(f.mime in C2PA_MIMES for f in ID3(fileobj).getall("GEOB"))
+        if container == "mp4":
+            for off, n in containers._top_boxes(fileobj, size):
+                fileobj.seek(off + 4)
+                if fileobj.read(4) == b"uuid" and fileobj.read(16) == C2PA_UUID:
+                    return True
+    except Exception:  # unreadable metadata: the readers report it
+        return False
+    return False
+
+
+def read(fileobj, container: str, report, size: int) -> None:
     """Read a C2PA manifest embedded in ``fileobj`` when c2pa-python is installed."""
     mime = _MIME.get(container)
-    if mime is None:
-        return
+    if mime is None or not present(fileobj, container, size):
+        return  # the usual case: no manifest, and no need to load c2pa
     try:
         import c2pa
     except ImportError:
+        report.skip("C2PA manifest present but not read: install c2pa-python to read its "
+                    "training-mining assertion")
         return
     fileobj.seek(0)
     try:
         with c2pa.Reader(mime, fileobj) as reader:
             text = reader.json()
-    except Exception as exc:  # no manifest (the usual case) or one c2pa cannot read
-        msg = str(exc)
-        quiet = ("ManifestNotFound", "JUMBF", "could not be parsed", "NotSupported")
-        if not any(q in type(exc).__name__ + msg for q in quiet):
-            report.skip(f"C2PA manifest unreadable ({type(exc).__name__}: {V.clip(msg)})")
+    except Exception as exc:  # a manifest c2pa cannot read
+        report.skip(f"C2PA manifest unreadable ({type(exc).__name__}: {V.clip(str(exc))}); ignored")
         return
     findings_from_store(text, report)

@@ -234,7 +234,8 @@ def _top_boxes(f, size: int, report=None):
 
 # ----------------------------------------------------------------- writing
 
-def write_id3(path: str, pol, owner: int) -> list:
+def write_id3(path: str, pol, owner: int):
+    """Write nowm's ID3v2.4 frames into the MP3 file ``path``; ``(notes, written)``."""
     from mutagen.id3 import ID3, PRIV, TCOP, TXXX, USER, WCOP, ID3NoHeaderError
 
     try:
@@ -244,7 +245,7 @@ def write_id3(path: str, pol, owner: int) -> list:
         tags, had = ID3(), False
     except Exception as exc:
         return [f"MP3 tags not written: the existing ID3 tag is unreadable "
-                f"({type(exc).__name__}); it was left as it was"]
+                f"({type(exc).__name__}); it was left as it was"], False
     notes = []
     if had and tags.version < (2, 2, 0):
         notes.append("MP3: no ID3v2 tag; one was created with the ID3v1 tag's fields (ID3v1 kept)")
@@ -272,15 +273,16 @@ def write_id3(path: str, pol, owner: int) -> list:
     tags.setall("TXXX:DataMining", [TXXX(encoding=3, desc="DataMining", text=[pol.iptc_uri])])
     notes.append("MP3: USER, TCOP, WCOP, TXXX:DataMining")
     tags.save(path, v2_version=4)
-    return notes
+    return notes, True
 
 
-def write_vorbis(path: str, container: str, pol, owner: int) -> list:
+def write_vorbis(path: str, container: str, pol, owner: int):
+    """Write nowm's Vorbis comments into ``path``; ``(notes, written)``."""
     cls = _vorbis_class(container)
     try:
         audio = cls(path)
     except Exception as exc:
-        return [f"{container} tags not written: unreadable ({type(exc).__name__}: {exc})"]
+        return [f"{container} tags not written: unreadable ({type(exc).__name__}: {exc})"], False
     if audio.tags is None:
         audio.add_tags()
     tags = audio.tags
@@ -294,16 +296,17 @@ def write_vorbis(path: str, container: str, pol, owner: int) -> list:
         del tags["TDM_POLICY"]
     audio.save()
     return [f"{container}: Vorbis comments COPYRIGHT, LICENSE, DATAMINING, TDM_RESERVATION"
-            + (", TDM_POLICY" if V.tdm_policy(pol) else "")]
+            + (", TDM_POLICY" if V.tdm_policy(pol) else "")], True
 
 
-def write_mp4(path: str, pol, owner: int) -> list:
+def write_mp4(path: str, pol, owner: int):
+    """Write nowm's MP4 atoms and XMP box into ``path``; ``(notes, written)``."""
     from mutagen.mp4 import MP4, MP4FreeForm
 
     try:
         audio = MP4(path)
     except Exception as exc:
-        return [f"M4A tags not written: unreadable ({type(exc).__name__}: {exc})"]
+        return [f"M4A tags not written: unreadable ({type(exc).__name__}: {exc})"], False
     if audio.tags is None:
         audio.add_tags()
     tags = audio.tags
@@ -312,7 +315,7 @@ def write_mp4(path: str, pol, owner: int) -> list:
     audio.save()
     notes = ["M4A: cprt, ----:com.apple.iTunes:DATAMINING"]
     notes += _write_mp4_xmp(path, pol, owner)
-    return notes
+    return notes, True
 
 
 def _write_mp4_xmp(path: str, pol, owner: int) -> list:

@@ -69,7 +69,11 @@ def parse(f, file_size: int) -> Layout:
         if not _plausible_id(cid):
             lay.problems.append(f"bytes at offset {pos} are not a chunk header; "
                                 f"{file_size - pos} trailing bytes ignored")
-            if not any(c.cid == b"data" for c in lay.chunks):
+            last = lay.chunks[-1] if lay.chunks else None
+            # right after the audio (or an empty data chunk, as streaming writers leave it),
+            # such bytes may be audio that some decoders play: never put chunks before them
+            if last is None or last.cid == b"data" or not any(
+                    c.cid == b"data" and c.size for c in lay.chunks):
                 lay.fatal = True
             break
         if lay.form != b"RIFF" and cid == b"ds64" and size >= 24:
@@ -181,8 +185,12 @@ def _chunk(cid: bytes, data: bytes) -> bytes:
     return cid + struct.pack("<I", len(data)) + _pad(data)
 
 
-def _merge_info(data: bytes | None, pol, owner) -> bytes:
-    items, _ = info_items(data) if data else ([], False)
+def _merge_info(data: bytes | None, pol, owner):
+    """New ``LIST`` data with nowm's ``ICOP``/``ICMT`` merged in; None when the existing
+    list is malformed (it is then left as it was)."""
+    items, bad = info_items(data) if data else ([], False)
+    if bad:
+        return None
     out, done = [], set()
     for sid, raw in items:
         if sid in (b"ICOP", b"ICMT") and sid not in done:
@@ -211,13 +219,7 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         return [f"WAV tags not written: {'; '.join(lay.problems)}"], False
     notes = [f"WAV: {p} (repaired in the copy)" for p in lay.problems]
     pmx = next((c for c in lay.chunks if c.cid == b"_PMX"), None)
-    info = None
-    for c in lay.chunks:
-        if c.cid == b"LIST" and c.size >= 4:
-            src.seek(c.data_offset)
-            if src.read(4) == b"INFO":
-                info = c
-                break
+    info = next((c for c in lay.chunks if is_info(src, c)), None)
     existing = None
     if pmx is not None:
         src.seek(pmx.data_offset)
@@ -235,7 +237,7 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         info_data = src.read(info.size) if info.size <= _MAX_META_CHUNK else None
     new_info = _merge_info(info_data, pol, owner) if (info is None or info_data is not None) else None
     if new_info is None:
-        notes.append("WAV: LIST/INFO chunk too large to rewrite; left as it was")
+        notes.append("WAV: existing LIST/INFO chunk too large or malformed; left as it was")
     else:
         notes.append("WAV: LIST/INFO ICOP and ICMT")
     plan = []
@@ -250,9 +252,18 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         plan.append(_chunk(b"_PMX", packet))
     if info is None and new_info is not None:
         plan.append(_chunk(b"LIST", new_info))
+    if not emit(src, dst, lay, plan, file_size):
+        return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
+    return notes, True
+
+
+def emit(src, dst, lay: Layout, plan, file_size: int) -> bool:
+    """Write a WAVE file to ``dst``: ``plan`` items are chunks of ``src`` (copied with a
+    pad byte restored where one was missing) or whole chunks as bytes. Bytes after the
+    last chunk of ``src`` follow. Returns False (nothing written) past the RIFF size limit."""
     total = 12 + sum(len(p) if isinstance(p, bytes) else _copied_size(p) for p in plan)
     if lay.form == b"RIFF" and total - 8 > _MAX_RIFF:
-        return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
+        return False
     riff_size = total - 8 if lay.form == b"RIFF" else _MAX_RIFF
     dst.write(lay.form + struct.pack("<I", riff_size) + b"WAVE")
     ds64_at = None
@@ -270,7 +281,14 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
     if ds64_at is not None and lay.form != b"RIFF":
         dst.seek(ds64_at)
         dst.write(struct.pack("<Q", total - 8))
-    return notes, True
+    return True
+
+
+def is_info(f, chunk: Chunk) -> bool:
+    if chunk.cid != b"LIST" or chunk.size < 4:
+        return False
+    f.seek(chunk.data_offset)
+    return f.read(4) == b"INFO"
 
 
 def _copied_size(c: Chunk) -> int:
