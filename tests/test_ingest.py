@@ -157,7 +157,7 @@ def test_segment_of_a_long_file_is_streamed(tmp_path, clips):
     sf.write(path, marked, SR)
     v = nowm.check(path)
     assert v.status == "reserved-watermark" and v.policy == "no-tdm"
-    assert abs(v.duration - 72.0) < 0.01
+    assert 30.0 < v.duration < 72.01  # it may stop early once the owner id is read
     assert v.offset > 30.0  # found in a later window, counted from the file start
     head = nowm.check(path, offset=2.0, duration=20.0)
     assert head.status == "allowed" and abs(head.duration - 20.0) < 1e-6
