@@ -336,9 +336,15 @@ def _windows(src: _Source, offset: float, duration):
             if f.frames > 0 and start >= f.frames:
                 raise AudioFormatError(f"{src.label}: offset={offset} s is past the end "
                                        f"({f.frames / sr:.2f} s)")
-            if not f.seekable():
-                raise AudioFormatError(f"{src.label}: cannot seek to offset={offset} s")
-            f.seek(start)
+            if getattr(f, "seekable", lambda: False)():
+                f.seek(start)
+            else:  # a reader without seek (e.g. PyAV's): read up to the segment
+                left = start
+                while left > 0:
+                    got = len(_read(f, min(left, int(_READ_SECONDS * sr)), src.label))
+                    if not got:
+                        raise AudioFormatError(f"{src.label}: offset={offset} s is past the end")
+                    left -= got
         known = f.frames - start if 0 < f.frames < 2**62 else None
         want = None if duration is None else max(0, int(round(duration * sr)))
         n = known if want is None else (want if known is None else min(want, known))
