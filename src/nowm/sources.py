@@ -20,7 +20,6 @@ import os
 import re
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .ingest import AUDIO_EXTENSIONS
 

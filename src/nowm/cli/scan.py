@@ -145,7 +145,7 @@ def progress(records, enabled):
         from tqdm import tqdm
     except ImportError:
         return records
-    return tqdm(records, unit="item", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(records, unit=" items", file=sys.stderr, dynamic_ncols=True)
 
 
 def run(args) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ParameterError
-from ..ingest import AUDIO_EXTENSIONS, Verdict, check, check_use
+from ..ingest import AUDIO_EXTENSIONS, check, check_use
 
 __all__ = ["allowed", "AllowedSample", "audio_keys", "sample_verdicts"]
 
