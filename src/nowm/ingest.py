@@ -412,8 +412,11 @@ def _detect(src, keys, threshold, offset, duration):
             if det.offset is not None:
                 det.offset += start  # counted from the item's start
             results[name].append(det)
-        if all(r and r[-1].marked and r[-1].owner is not None for r in results.values()):
-            total = None  # confident on every layer: stop reading, as detect_file does
+        if all(r and r[-1].marked and r[-1].owner is not None and get_policy(r[-1].policy).reserves
+               for r in results.values()):
+            # a reservation with its owner on every layer: stop reading, as detect_file
+            # does (an ai-allowed mark is read to the end: it overrides nothing found later)
+            total = None
             break
     dets = {}
     for name, res in results.items():
