@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from ..ingest import Verdict, check, check_use
+from ..ingest import Verdict, check, check_use, warm
 
 __all__ = ["allowed", "verdicts", "AllowedFilter", "VerdictColumns", "check_value"]
 
@@ -58,6 +58,7 @@ class AllowedFilter:
 
     def __init__(self, column: str = "audio", **check_kwargs):
         check_use(check_kwargs.get("use", "ai-training"))
+        warm()  # compiled once here: worker processes forked later inherit it
         self.column = column
         self.check_kwargs = check_kwargs
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..ingest import Verdict, check, check_use
+from ..ingest import Verdict, check, check_use, warm
 
 __all__ = ["allowed", "CutFilter"]
 
@@ -32,6 +32,7 @@ class CutFilter:
 
     def __init__(self, *, on_reject=None, **check_kwargs):
         check_use(check_kwargs.get("use", "ai-training"))
+        warm()  # compiled once here: worker processes forked later inherit it
         self.tags = check_kwargs.pop("tags", True)
         self.on_reject = on_reject
         self.check_kwargs = check_kwargs

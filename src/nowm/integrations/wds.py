@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ParameterError
-from ..ingest import AUDIO_EXTENSIONS, check, check_use
+from ..ingest import AUDIO_EXTENSIONS, check, check_use, warm
 
 __all__ = ["allowed", "AllowedSample", "audio_keys", "sample_verdicts"]
 
@@ -57,6 +57,7 @@ class AllowedSample:
 
     def __init__(self, on_reject=None, **check_kwargs):
         check_use(check_kwargs.get("use", "ai-training"))
+        warm()  # compiled once here: worker processes forked later inherit it
         self.on_reject = on_reject
         self.check_kwargs = check_kwargs
 
