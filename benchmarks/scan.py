@@ -78,6 +78,29 @@ def timed_scan(folder, jobs, repeats=2):
     return best[0], best[1], recs
 
 
+def _burn(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def control_speedup(n=4_000_000) -> float:
+    """Speed-up of 2 processes over 1 on pure Python arithmetic: what the machine
+    gives a second worker at all (1.0 when the other load takes the second core)."""
+    import multiprocessing as mp
+
+    t = time.perf_counter()
+    _burn(n)
+    _burn(n)
+    t1 = time.perf_counter() - t
+    with mp.get_context("fork").Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_burn, [n, n])
+        t2 = time.perf_counter() - t
+    return t1 / t2
+
+
 def decode_only(folder):
     t = time.perf_counter()
     for p in sorted(folder.iterdir()):
@@ -120,6 +143,8 @@ def main(argv=None) -> int:
                 f"{audio_s / c1:10.0f}x {1000 * t2 / len(clips):6.1f} ms {audio_s / t2 / 2:5.0f}x "
                 f"{t1 / t2:8.2f}x "
                 f"{hit:4d}/{sum(marked):<4d} {fp:4d}/{len(clips) - sum(marked)}")
+        say(f"control: 2 processes of pure Python arithmetic run {control_speedup():.2f}x as fast "
+            "as 1 on this machine now (2.0 on 2 free cores)")
         say("(ms per clip of wall time; 'Nx' = x real time per core; 1 job, CPU: audio seconds per "
             "CPU second of the scanning process, less sensitive to other load; 2 jobs: per core, "
             "i.e. total / 2; decode only: soundfile to float64, one process)")
@@ -156,6 +181,12 @@ def ray_figures(sets, audio_s, n) -> str:
                        f"first run {times[0]:.1f} s ({audio_s / times[0] / 2:.0f}x per core, actor start "
                        f"and numba load included), second {times[1]:.1f} s "
                        f"({audio_s / times[1] / 2:.0f}x per core); records identical to local: {same}")
+            files = sorted(str(p) for p in sets[ext].iterdir()) * 8
+            t = time.perf_counter()
+            n8 = nowm_ray.scan(files).count()
+            t8 = time.perf_counter() - t
+            out.append(f"ray   {ext}: the same files 8 times over ({n8} items, {8 * audio_s:.0f} s of "
+                       f"audio) in one dataset: {t8:.1f} s ({8 * audio_s / t8 / 2:.0f}x per core)")
     finally:
         ray.shutdown()
     return "\n".join(out)
