@@ -20,6 +20,8 @@ _API = {
     "Key": "keys", "PUBLIC_KEY": "keys", "generate_key": "keys", "load_key": "keys",
     "save_key": "keys",
     "mark_catalog": "batch", "CatalogReport": "batch",
+    "check": "ingest", "filter_allowed": "ingest", "Verdict": "ingest", "USES": "ingest",
+    "scan": "ingest",
     "write_tags": "metadata", "read_tags": "metadata", "TagReport": "metadata",
     "TagFinding": "metadata",
     "POLICIES": "policy", "Policy": "policy", "get_policy": "policy", "DEFAULT_POLICY": "policy",

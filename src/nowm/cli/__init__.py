@@ -1,4 +1,4 @@
-"""Command line: ``nowm embed | detect | batch | keygen``.
+"""Command line: ``nowm embed | detect | batch | keygen | scan | filter-manifest``.
 
 Each command is a small module over the library API. This module holds the one
 place that turns nowm's exceptions into a message on stderr and an exit status.
@@ -13,7 +13,7 @@ import sys
 
 EXIT_OK, EXIT_NOT_MARKED, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 
-_COMMANDS = ("embed", "detect", "batch", "keygen")
+_COMMANDS = ("embed", "detect", "batch", "keygen", "scan", "filter-manifest")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,13 +24,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import batch, detect, embed, keygen
+    from . import batch, detect, embed, filter_manifest, keygen, scan
 
     parser = _Parser(prog="nowm", description=(
         "Mark audio as not for AI training with an inaudible watermark, and detect the mark."))
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for mod in (embed, detect, batch, keygen):
+    for mod in (embed, detect, batch, keygen, scan, filter_manifest):
         mod.add_parser(sub)
     return parser
 
