@@ -3,7 +3,10 @@
 For each excerpt of a corpus track (``benchmarks/corpus.py``), marked with
 `nowm.embed` at 44.1 kHz stereo:
 
-- **SNR** of the marked excerpt against the original (all channels, whole excerpt);
+- **SNR** of the marked excerpt against the original (all channels, whole excerpt), and
+  the *in-band* SNR counting only 500 Hz to 7 kHz, where the watermark lives (the
+  broadband figure credits bass that carries no mark; the in-band one tracks the ViSQOL
+  penalty far better, so it is a quick proxy while tuning);
 - **ViSQOL v3, audio mode** of original vs marked, next to the original's *own* score
   (original vs itself: identical files score about 4.73, not 5), and the difference;
 - as a sanity anchor on a few excerpts, original vs an MP3 128 kbit/s round trip
@@ -66,6 +69,7 @@ VISQOL_SETUP = ("~/.pyenv/versions/3.12.1/bin/python -m venv ~/.venvs/visqol && 
 TARGET_SNR_MEDIAN = 32.0
 TARGET_SNR_MIN = 28.0
 TARGET_VISQOL_DELTA = 0.02
+BAND_HZ = (500.0, 7000.0)  # where the watermark lives (semitone bands from 500 Hz)
 QUIET_EVERY = 4  # every 4th track contributes its quietest (non-silent) candidate excerpt
 SILENT_DBFS = -70.0  # excerpts below this RMS level are treated as silence and not used
 
@@ -85,6 +89,7 @@ class Item:
     level_dbfs: float = 0.0  # RMS over all channels
     peak_dbfs: float = 0.0
     snr: dict = field(default_factory=dict)  # strength -> dB
+    band_snr: dict = field(default_factory=dict)  # strength -> dB inside the marked band
     own: float | None = None  # ViSQOL original vs original
     marked: dict = field(default_factory=dict)  # strength -> ViSQOL original vs marked
     mp3: float | None = None  # ViSQOL original vs MP3 128 kbit/s
@@ -121,33 +126,55 @@ def _spread(tracks: list, n: int, rng: np.random.Generator) -> list:
     return chosen
 
 
+def quietest_window(y: np.ndarray, seconds: float) -> int | None:
+    """Start (in whole seconds) of the quietest ``seconds``-long window of ``y`` that is
+    still music: window RMS above -60 dBFS and at most a quarter of its seconds silent
+    (below `SILENT_DBFS`). None if there is no such window."""
+    frames = len(y) // SR
+    width = int(np.ceil(seconds))
+    if frames < width:
+        return None
+    p = np.mean(np.square(y[:frames * SR].reshape(frames, SR, -1), dtype=np.float64),
+                axis=(1, 2))
+    csum = np.concatenate([[0.0], np.cumsum(p)])
+    mean = (csum[width:] - csum[:-width]) / width
+    silent = np.concatenate([[0], np.cumsum(p < 10 ** (SILENT_DBFS / 10))])
+    n_silent = silent[width:] - silent[:-width]
+    ok = (mean > 10 ** (-60 / 10)) & (n_silent <= width // 4)
+    if not ok.any():
+        return None
+    return int(np.flatnonzero(ok)[np.argmin(mean[ok])])
+
+
 def corpus_items(n_tracks: int, seconds: float, seed: int, all_tracks: bool) -> list[Item]:
     """One excerpt of each of ``n_tracks`` corpus tracks spread over every package.
 
-    Each track is cut into 4 strata (`corpus.excerpts`) and one candidate drawn in each;
-    every `QUIET_EVERY`-th track gives its quietest non-silent candidate, the others a
-    random one, so fades and sparse passages are in the set.
+    Every `QUIET_EVERY`-th track gives its quietest passage that is still music
+    (`quietest_window`), so fades and sparse passages are in the set; the others give
+    an excerpt starting anywhere in the track (uniformly drawn, `corpus.excerpts`),
+    redrawn up to 4 times if it is silence.
     """
     import corpus
 
     rng = np.random.default_rng(seed)
     tracks = [t for t in corpus.list_tracks() if t.duration >= seconds + 1.0]
     chosen = tracks if all_tracks else _spread(tracks, n_tracks, rng)
+    n = int(round(seconds * SR))
     items = []
     for i, track in enumerate(chosen):
-        candidates = []
-        for ex in corpus.excerpts([track], 4, seconds, rng):
+        if i % QUIET_EVERY == QUIET_EVERY - 1:
+            full = corpus.load_track(track, SR)
+            start = quietest_window(full, seconds)
+            if start is not None:
+                items.append(Item(track.key, float(start), True,
+                                  np.ascontiguousarray(full[start * SR:start * SR + n])))
+                continue
+        for _ in range(4):
+            ex = corpus.excerpts([track], 1, seconds, rng)[0]
             y = corpus.load_excerpt(ex, SR)
             if _dbfs(_power(y)) > SILENT_DBFS:
-                candidates.append((ex, y))
-        if not candidates:
-            continue
-        quiet = i % QUIET_EVERY == QUIET_EVERY - 1
-        if quiet:
-            ex, y = min(candidates, key=lambda c: _power(c[1]))
-        else:
-            ex, y = candidates[rng.integers(len(candidates))]
-        items.append(Item(track.key, round(ex.start, 2), quiet, y))
+                items.append(Item(track.key, round(ex.start, 2), False, y))
+                break
     return items
 
 
@@ -182,6 +209,21 @@ def snr_db(y: np.ndarray, marked: np.ndarray) -> float:
     return 10.0 * np.log10(float(np.sum(np.square(y, dtype=np.float64))) / noise)
 
 
+def band_snr_db(y: np.ndarray, marked: np.ndarray, band=BAND_HZ) -> float:
+    """SNR in dB counting only the power inside ``band`` (Hz), where the watermark is.
+
+    Broadband SNR credits the host's bass, which carries no mark; this one does not,
+    and it tracks the ViSQOL penalty much more closely.
+    """
+    f = np.fft.rfftfreq(len(y), 1.0 / SR)
+    inside = (f >= band[0]) & (f < band[1])
+    host = np.abs(np.fft.rfft(y.astype(np.float64), axis=0)[inside]) ** 2
+    res = np.abs(np.fft.rfft(marked.astype(np.float64) - y, axis=0)[inside]) ** 2
+    if res.sum() == 0.0:
+        return float("inf")
+    return 10.0 * np.log10(host.sum() / res.sum())
+
+
 def mark_all(items: list[Item], strengths: list[float], log) -> dict:
     """Mark every item at every strength; fill in levels and SNRs.
 
@@ -197,10 +239,12 @@ def mark_all(items: list[Item], strengths: list[float], log) -> dict:
         for s in strengths:
             m = nowm.embed(item.y, SR, strength=s)
             item.snr[s] = round(snr_db(item.y, m), 3)
+            item.band_snr[s] = round(band_snr_db(item.y, m), 3)
             marked[i, s] = m
         log(f"marked {i + 1}/{len(items)} {item.name} @ {item.start:.1f} s "
             f"({item.level_dbfs:.1f} dBFS): SNR "
-            + ", ".join(f"{item.snr[s]:.1f} dB (x{s:g})" for s in strengths))
+            + ", ".join(f"{item.snr[s]:.1f} dB (x{s:g}, in band {item.band_snr[s]:.1f})"
+                        for s in strengths))
     return marked
 
 
@@ -338,6 +382,8 @@ def summarise(items: list[Item], s: float) -> dict:
         "snr_median": round(float(np.median(snrs)), 2),
         "snr_min": round(float(np.min(snrs)), 2),
         "snr_pass": bool(np.median(snrs) >= TARGET_SNR_MEDIAN and np.min(snrs) >= TARGET_SNR_MIN),
+        "band_snr_median": round(float(np.median([it.band_snr[s] for it in items])), 2),
+        "band_snr_min": round(float(np.min([it.band_snr[s] for it in items])), 2),
     }
     if all(it.own is not None and s in it.marked for it in items):
         deltas = np.array([it.marked[s] - it.own for it in items])
@@ -349,6 +395,11 @@ def summarise(items: list[Item], s: float) -> dict:
             "visqol_fails": int(np.sum(np.abs(deltas) > TARGET_VISQOL_DELTA)),
         })
         out["visqol_pass"] = out["visqol_fails"] == 0
+        if len(items) >= 3 and np.ptp(deltas) > 0:
+            # How well each SNR predicts the ViSQOL penalty across excerpts.
+            out["corr_delta_snr"] = round(float(np.corrcoef(deltas, snrs)[0, 1]), 2)
+            out["corr_delta_band_snr"] = round(float(np.corrcoef(
+                deltas, [it.band_snr[s] for it in items])[0, 1]), 2)
     return out
 
 
@@ -373,6 +424,7 @@ def write_report(items: list[Item], strengths: list[float], meta: dict, out_dir:
             {"name": it.name, "start_s": it.start, "quiet_pick": it.quiet,
              "level_dbfs": it.level_dbfs, "peak_dbfs": it.peak_dbfs,
              "snr_db": {f"{s:g}": it.snr[s] for s in strengths},
+             "band_snr_db": {f"{s:g}": it.band_snr[s] for s in strengths},
              "visqol_own": it.own,
              "visqol_marked": {f"{s:g}": it.marked.get(s) for s in strengths},
              "visqol_mp3_128": it.mp3}
@@ -394,7 +446,7 @@ def write_report(items: list[Item], strengths: list[float], meta: dict, out_dir:
         + ("from the files given" if meta.get("inputs") else
            f"from real music of the corpus (`benchmarks/corpus.py`, seed {meta['seed']}, "
            f"tracks spread over {meta['packages']} packages; every {QUIET_EVERY}th track gives "
-           "its quietest of 4 stratified candidate excerpts, marked *q*)")
+           "its quietest passage that is still music, marked *q*; the others start anywhere)")
         + f", marked with `nowm.embed` at {SR} Hz stereo (policy no-ai-training, owner 0). "
         "SNR is over the whole excerpt and both channels.",
         "",
@@ -416,18 +468,33 @@ def write_report(items: list[Item], strengths: list[float], meta: dict, out_dir:
         "",
         "## Summary",
         "",
-        "| strength | SNR median (dB) | SNR min (dB) | SNR target | ViSQOL own median "
-        "| delta median | delta worst | excerpts with abs(delta) > 0.02 | ViSQOL target |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| strength | SNR median (dB) | SNR min (dB) | SNR target | in-band SNR median / min "
+        "(dB) | ViSQOL own median | delta median | delta worst "
+        "| excerpts with abs(delta) > 0.02 | ViSQOL target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sm in summaries:
         lines.append(
             f"| {sm['strength']:g}{' (default)' if sm['strength'] == 1.0 else ''} "
             f"| {sm['snr_median']:.1f} | {sm['snr_min']:.1f} | {_yes(sm['snr_pass'])} "
+            f"| {sm['band_snr_median']:.1f} / {sm['band_snr_min']:.1f} "
             f"| {_f(sm.get('visqol_own_median'), '.4f')} "
             f"| {_f(sm.get('visqol_delta_median'), '+.4f')} "
             f"| {_f(sm.get('visqol_delta_worst'), '+.4f')} "
             f"| {_f(sm.get('visqol_fails'), 'd')} | {_yes(sm.get('visqol_pass'))} |")
+    lines += [
+        "",
+        f"*In-band SNR* counts only the power between {BAND_HZ[0]:g} Hz and "
+        f"{BAND_HZ[1]:g} Hz, where the watermark is (the host's bass carries no mark).",
+    ]
+    corr = [sm for sm in summaries if "corr_delta_snr" in sm]
+    if corr:
+        lines += [
+            "Correlation across excerpts of the ViSQOL delta with the SNR: "
+            + "; ".join(f"x{sm['strength']:g}: broadband r = {sm['corr_delta_snr']:+.2f}, "
+                        f"in-band r = {sm['corr_delta_band_snr']:+.2f}" for sm in corr)
+            + " (a positive r: more SNR, less ViSQOL penalty).",
+        ]
     anchors = [it for it in items if it.mp3 is not None]
     if anchors:
         d = [it.mp3 - it.own for it in anchors]
@@ -442,8 +509,8 @@ def write_report(items: list[Item], strengths: list[float], meta: dict, out_dir:
     rule = "|---|---|---|"
     for s in strengths:
         tag = f" x{s:g}" if len(strengths) > 1 else ""
-        head += f" SNR{tag} (dB) |"
-        rule += "---|"
+        head += f" SNR{tag} (dB) | in-band{tag} |"
+        rule += "---|---|"
     if visqol:
         head += " ViSQOL own |"
         rule += "---|"
@@ -459,7 +526,7 @@ def write_report(items: list[Item], strengths: list[float], meta: dict, out_dir:
         row = (f"| {it.name}{' *q*' if it.quiet else ''} | {it.start:.1f} "
                f"| {it.level_dbfs:.1f} |")
         for s in strengths:
-            row += f" {it.snr[s]:.1f} |"
+            row += f" {it.snr[s]:.1f} | {it.band_snr[s]:.1f} |"
         if visqol:
             row += f" {_f(it.own, '.4f')} |"
             for s in strengths:
@@ -510,14 +577,19 @@ def plot_residual(item: Item, marked: np.ndarray, s: float, path: Path) -> None:
     ax = axes[2]
     ax.semilogx(f[1:], lt_host[1:], label="host")
     ax.semilogx(f[1:], lt_res[1:], label="residual")
-    ax.semilogx(f[1:], (lt_res - lt_host)[1:] + vmin + 100 - 40, color="0.5", lw=0.8,
-                label="residual - host (offset -40 dB re top)")
     ax.set_xlim(20, SR / 2)
-    ax.set_ylim(vmin, vmax + 5)
+    ax.set_ylim(vmin, max(vmax, float(lt_host.max())) + 5)
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("average power (dB)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    # Residual relative to the host where the residual is not negligible.
+    ratio = np.where(lt_res > lt_res.max() - 50, lt_res - lt_host, np.nan)
+    twin = ax.twinx()
+    twin.semilogx(f[1:], ratio[1:], color="0.35", lw=0.8, label="residual re host (right)")
+    twin.set_ylim(-60, 0)
+    twin.set_ylabel("residual re host (dB)")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="lower left")
     fig.suptitle(f"nowm watermark residual vs host: {item.name} @ {item.start:.1f} s",
                  fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
