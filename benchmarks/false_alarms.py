@@ -164,7 +164,7 @@ def write_markdown(path, groups, by_attack, config, info, elapsed, cpu, overlap,
     lines = [
         "# False alarms on unmarked audio",
         "",
-        f"Produced by `python benchmarks/false_alarms.py {config['argv']}`.",
+        f"Produced by `{' '.join(['python', 'benchmarks/false_alarms.py', config['argv']]).strip()}`.",
         "",
         *_common.info_lines(info, elapsed),
         f"- Work: {_common.fmt_duration(cpu)} of CPU in the workers (`--jobs {config['jobs']}`).",

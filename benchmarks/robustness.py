@@ -316,7 +316,7 @@ def write_markdown(path: Path, cells, results, checks, config, info, elapsed, cp
     lines = [
         "# Robustness on real music",
         "",
-        f"Produced by `python benchmarks/robustness.py {config['argv']}`.",
+        f"Produced by `{' '.join(['python', 'benchmarks/robustness.py', config['argv']]).strip()}`.",
         "",
         *_common.info_lines(info, elapsed),
         *([f"- Computed over {len(config['sessions'])} sessions (resumed)."]

@@ -30,6 +30,7 @@ for _module, _why in (("av", "PyAV (codec attacks)"), ("pyloudnorm", "pyloudnorm
 @pytest.fixture(scope="module")
 def bench():
     """``benchmarks/`` on sys.path (it is not a package), and its shared helpers."""
+    env = dict(os.environ)  # _common sets thread-pool variables: keep them out of other tests
     sys.path.insert(0, str(BENCH))
     try:
         import _common
@@ -37,6 +38,8 @@ def bench():
         yield _common
     finally:
         sys.path.remove(str(BENCH))
+        os.environ.clear()
+        os.environ.update(env)
 
 
 @pytest.fixture
