@@ -188,7 +188,7 @@ def band_power(power, starts, stops, weights, out):
 
 
 @njit(**_JIT)
-def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, out):
+def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, band_snr_min, out):
     """Modulation depth per tile from a simple simultaneous-masking model.
 
     ``tile_power[u, b]``: band powers of tile ``u``; ``total_power[u]``: power of
@@ -197,11 +197,17 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, out
     spreading factor ``up ** (b - b2)`` towards higher bands and ``down ** (b2 - b)``
     towards lower ones, lowered by ``offset`` (a power ratio). The depth is
     ``sqrt(threshold / power)`` clipped to ``[lo, hi]``, then scaled down in any
-    tile where the watermark would exceed ``snr_min`` (power ratio) of the tile.
+    tile where the watermark would exceed ``snr_min`` (power ratio) of the whole
+    tile, or ``band_snr_min`` of the tile's power inside the watermark's bands
+    (bass-heavy music would otherwise get a loud mark relative to the band it
+    lives in).
     """
     n_tiles, n_bands = tile_power.shape
     for u in range(n_tiles):
         wm = 0.0
+        inband = 0.0
+        for b in range(n_bands):
+            inband += tile_power[u, b]
         for b in range(n_bands):
             p = tile_power[u, b]
             if p <= 0.0:
@@ -220,8 +226,9 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, out
                 d = hi
             out[u, b] = d
             wm += d * d * p
-        if wm > snr_min * total_power[u] and wm > 0.0:
-            g = np.sqrt(snr_min * total_power[u] / wm)
+        cap = min(snr_min * total_power[u], band_snr_min * inband)
+        if wm > cap and wm > 0.0:
+            g = np.sqrt(cap / wm)
             for b in range(n_bands):
                 out[u, b] *= g
 

@@ -50,9 +50,10 @@ class Scheme:
     #: reference amplitude modulation depth at strength 1
     delta: float = 0.12
     #: masking model: spreading (dB per band) towards higher and lower bands,
-    #: threshold offset below the masker (dB), depth limits, and the lowest
-    #: local SNR (dB) a tile may reach
-    masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 28.6)
+    #: threshold offset below the masker (dB), depth limits, the lowest local
+    #: SNR (dB) a tile may reach, and the lowest SNR (dB) inside the watermark's
+    #: bands (500 Hz - 7 kHz) a tile may reach
+    masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 28.6, 20.0)
     #: whitened features are clipped to +-feature_clip local standard deviations
     feature_clip: float = 3.0
     #: half-width (frames) of the local noise normalisation; 0: whole clip
