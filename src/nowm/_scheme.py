@@ -46,7 +46,7 @@ class Scheme:
     #: time-stretch factors searched (duration of the attacked clip / original)
     time_scales: tuple = (1.0, 0.9925, 1.0075, 0.985, 1.015, 0.9775, 1.0225, 0.97, 1.03,
                           0.9625, 1.0375, 0.955, 1.045)
-    sync_fraction: float = 0.6
+    sync_fraction: float = 0.75
     #: reference amplitude modulation depth at strength 1
     delta: float = 0.12
     #: masking model: spreading (dB per band) towards higher and lower bands,
@@ -64,8 +64,8 @@ class Scheme:
     #: the plain count of hypotheses (Bonferroni, conservative)
     #: (benchmarks/results/calibration.txt; 20 s and 30 s pooled, as the count
     #: saturates once the clip is long enough for every tempo factor to differ)
-    effective_tests: tuple = ((1.5, 17801), (3.0, 26259), (5.0, 33530), (10.0, 53975),
-                              (20.0, 57210), (30.0, 57301))
+    effective_tests: tuple = ((1.5, 16894), (3.0, 28060), (5.0, 38483), (10.0, 53140),
+                              (20.0, 57171), (30.0, 57171))
 
     @property
     def period_frames(self) -> int:
