@@ -18,6 +18,21 @@ def owner_id(text: str) -> int:
     return value
 
 
+def count(minimum: int, hint: str = ""):
+    """An argparse type for an integer of at least ``minimum`` (``hint`` says what it means)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}{hint}")
+        return value
+
+    return parse
+
+
 def probability(text: str) -> float:
     try:
         value = float(text)

@@ -20,7 +20,7 @@ def add_parser(sub):
     where.add_argument("--out", metavar="DST_DIR", help="folder to write the marked tree to")
     where.add_argument("--in-place", action="store_true",
                        help="replace the originals atomically (kept in SRC_DIR/.nowm-backup/)")
-    p.add_argument("-j", "--jobs", type=_positive, default=None, metavar="N",
+    p.add_argument("-j", "--jobs", type=_options.count(1), default=None, metavar="N",
                    help="worker processes (default: one per CPU)")
     _options.add_policy(p)
     _options.add_owner(p)
@@ -42,18 +42,6 @@ def add_parser(sub):
                    help="no progress bar and no summary; failures are still printed")
     p.add_argument("--json", action="store_true", help="print the full report as JSON on stdout")
     p.set_defaults(run=run)
-
-
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
 
 
 def run(args) -> int:

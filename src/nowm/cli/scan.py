@@ -26,7 +26,7 @@ def add_check_options(p):
                    help="audio shorter than this is reported too-short, not allowed (default 3)")
     p.add_argument("--allow-too-short", action="store_true",
                    help="let too-short audio through as allowed (its status stays too-short)")
-    p.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+    p.add_argument("--jobs", type=_options.count(0, " (0: one per core)"), default=1, metavar="N",
                    help="worker processes (0: one per core; default 1)")
     p.add_argument("--max-member-mb", type=_positive, default=256.0, metavar="MB",
                    help="largest tar member read (default 256 MB)")
@@ -63,18 +63,6 @@ def _positive(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return v
-
-
-def _jobs(text):
-    import argparse
-
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 (one per core) or more")
     return v
 
 
