@@ -11,6 +11,7 @@ import sys
 import tarfile
 import warnings
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -144,3 +145,96 @@ def test_bad_arguments():
         nowm_ray.scan([])
     with pytest.raises(nowm.ParameterError, match="use="):
         nowm_ray.scan(["x.wav"], use="anything")
+
+
+# --------------------------------------------------------------------------- batch --engine ray
+
+from . import test_batch as tb  # noqa: E402
+
+
+def _catalog_for_ray(root):
+    base = synth_music(6.0, tb.SR, seed=31)
+    tb._write(root / "a.wav", base, seed=1)
+    tb._write(root / "sub" / "b.flac", base, "FLAC", "PCM_24", seed=2)
+    tb._write(root / "c.mp3", base, "MP3", "MPEG_LAYER_III", seed=3)
+    tb._write(root / "d.wav", base, seed=4)
+    (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    return ["a.wav", "sub/b.flac", "c.mp3", "d.wav"]
+
+
+def test_batch_on_ray_same_as_local(tmp_path):
+    src = tmp_path / "src"
+    audio = _catalog_for_ray(src)
+    before = {p: tb._sha(p) for p in src.rglob("*") if p.is_file()}
+    local = tb._mark(src, tmp_path / "local", jobs=1, owner=5)
+    on_ray = tb._mark(src, tmp_path / "ray", engine="ray", owner=5)
+    assert on_ray.exit_status == local.exit_status == 3  # broken.wav failed
+    want = {f.rel: f.status for f in local.files}
+    assert {f.rel: f.status for f in on_ray.files} == want
+    assert want == {**{r: "marked" for r in audio}, "broken.wav": "failed"}
+    assert "broken.wav" in tb._by_rel(on_ray)["broken.wav"].reason
+    for rel in audio:  # marking is deterministic: the same samples either way
+        a, _ = sf.read(tmp_path / "local" / rel, dtype="int32")
+        b, _ = sf.read(tmp_path / "ray" / rel, dtype="int32")
+        assert np.array_equal(a, b), rel
+    rows = tb._rows(tmp_path / "ray" / nowm.batch.MANIFEST_NAME)
+    assert {r: rows[r]["status"] for r in rows} == want
+    assert all(rows[r]["verified"] == 1 and rows[r]["attempts"] == 1 for r in audio)
+    assert {p: tb._sha(p) for p in before} == before  # sources untouched
+    again = tb._mark(src, tmp_path / "ray", engine="ray", owner=5)  # resume: nothing left but the failure
+    assert {f.rel: f.status for f in again.files} == {**{r: "up-to-date" for r in audio},
+                                                      "broken.wav": "failed"}
+
+
+class DyingMarker(nowm_ray.Marker):
+    """Kills its worker right after it has marked (and renamed into place) d.wav,
+    before the result reaches the driver; once across restarts."""
+
+    marker = None
+
+    def run(self, task):
+        r = super().run(task)
+        if task["rel"] == "d.wav" and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return r
+
+
+def test_batch_on_ray_worker_killed_in_place_marks_once(tmp_path, monkeypatch):
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    src = tmp_path / "src"
+    audio = _catalog_for_ray(src)
+    (src / "broken.wav").unlink()
+    keep = tmp_path / "originals"
+    for rel in audio:
+        (keep / rel).parent.mkdir(parents=True, exist_ok=True)
+        (keep / rel).write_bytes((src / rel).read_bytes())
+
+    class Marker(DyingMarker):
+        pass
+
+    Marker.marker = str(tmp_path / "died")
+    real = nowm_ray.mark_tasks
+    monkeypatch.setattr(nowm_ray, "mark_tasks", lambda tasks, **kw: real(tasks, marker=Marker, **kw))
+    report = tb._mark(src, in_place=True, engine="ray")
+    assert (tmp_path / "died").exists()  # a worker did die, after its file was done
+    assert sorted(f.rel for f in report.files) == sorted(audio)  # each file reported once
+    by = tb._by_rel(report)
+    assert report.exit_status == 0
+    assert {by[r].status for r in audio} <= {"marked", "already-marked"}
+    for rel in audio:  # marked exactly once, original kept
+        assert (src / nowm.batch.BACKUP_DIR / rel).read_bytes() == (keep / rel).read_bytes()
+        assert tb._marked_once(keep / rel, src / rel, tmp_path), rel
+    assert not tb._partials(src)
+
+
+def test_cli_batch_engine_ray(tmp_path, capsys):
+    src = tmp_path / "src"
+    audio = _catalog_for_ray(src)
+    (src / "broken.wav").unlink()
+    code = main(["batch", str(src), "--out", str(tmp_path / "out"), "--engine", "ray",
+                 "--strength", "3", "--quiet"])
+    assert code == 0
+    assert all(nowm.detect_file(tmp_path / "out" / r).marked for r in audio)
+    code = main(["batch", str(src), "--out", str(tmp_path / "o2"), "--address", "localhost:1"])
+    assert code == 2 and "--engine ray" in capsys.readouterr().err

@@ -139,6 +139,26 @@ class Manifest:
         self.put(rel, status="running", error=None, started_at=now(), finished_at=None,
                  attempts=(prev[0] if prev else 0) + 1, **fields)
 
+    def start_many(self, rows) -> None:
+        """:meth:`start` for many files in one transaction; ``rows`` holds
+        ``(rel, fields)`` pairs."""
+        if self._db is None or self.readonly:
+            return
+        with self._db:
+            for rel, fields in rows:
+                prev = self._db.execute("SELECT attempts FROM files WHERE rel = ?", (rel,)).fetchone()
+                fields = dict(status="running", error=None, started_at=now(), finished_at=None,
+                              attempts=(prev[0] if prev else 0) + 1, **fields)
+                cols = ["rel", *fields]
+                sets = ", ".join(f"{c} = excluded.{c}" for c in fields)
+                try:
+                    self._db.execute(
+                        f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                        f"ON CONFLICT(rel) DO UPDATE SET {sets}", [rel, *fields.values()])
+                except sqlite3.Error as exc:
+                    raise AudioIOError(f"{self.path}: cannot write the manifest ({exc}); check free space "
+                                       "and permissions, then run the same command again") from None
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

@@ -334,7 +334,8 @@ def mark_catalog(src_dir, out_dir=None, *, jobs: int | None = 1, policy: str = D
                  owner: int = 0, owners=None, manifest=None, in_place: bool = False,
                  dry_run: bool = False, copy_other: bool = False, force: bool = False,
                  no_backup: bool = False, progress: bool | None = False, key=None,
-                 strength: float = 1.0, tags: bool = True) -> CatalogReport:
+                 strength: float = 1.0, tags: bool = True, engine: str = "local",
+                 address: str | None = None) -> CatalogReport:
     """Mark every audio file under ``src_dir``, resumably and in parallel.
 
     Parameters
@@ -347,6 +348,8 @@ def mark_catalog(src_dir, out_dir=None, *, jobs: int | None = 1, policy: str = D
         scanned); may not contain ``src_dir``.
     jobs : int or None
         Worker processes (``None``: one per CPU). ``1`` marks in this process.
+        With ``engine="ray"`` and no ``address``: the CPUs of the local Ray
+        started for the batch.
     policy : str
         Policy to embed, one of :data:`nowm.POLICIES`.
     owner : int
@@ -378,6 +381,14 @@ def mark_catalog(src_dir, out_dir=None, *, jobs: int | None = 1, policy: str = D
         Watermark strength, as for :func:`nowm.embed`.
     tags : bool
         Also write the policy as metadata, where ``embed_file`` supports it.
+    engine : {"local", "ray"}
+        ``"ray"``: mark the files on a Ray cluster (``pip install 'nowm[ray]'``,
+        see :func:`nowm.ray.mark_tasks`). Planning, the manifest and the report
+        stay in this process; every node must see ``src_dir`` and ``out_dir``
+        at the same paths (shared storage).
+    address : str, optional
+        With ``engine="ray"``: the cluster to join (``"auto"``, ``"ray://host:10001"``);
+        default: the Ray already initialised in this process, else a local one.
 
     Returns
     -------
@@ -406,6 +417,10 @@ def mark_catalog(src_dir, out_dir=None, *, jobs: int | None = 1, policy: str = D
     jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ParameterError(f"jobs={jobs!r} must be a positive integer")
+    if engine not in ("local", "ray"):
+        raise ParameterError(f"engine={engine!r} must be 'local' or 'ray'")
+    if address is not None and engine != "ray":
+        raise ParameterError("an address needs engine='ray' (--engine ray)")
     src = Path(src_dir)
     if not src.is_dir():
         raise ParameterError(f"{src}: not a folder; give the catalog's folder as SRC_DIR")
@@ -448,7 +463,7 @@ def mark_catalog(src_dir, out_dir=None, *, jobs: int | None = 1, policy: str = D
         tasks = _plan(entries, report, rows, man, src, out, rules, owner, pol.name, in_place,
                       dry_run, copy_other, force, no_backup, key, strength, tags)
         if tasks and not dry_run:
-            _execute(tasks, report, man, jobs, progress, key)
+            _execute(tasks, report, man, jobs, progress, key, engine, address)
     finally:
         man.close()
     report.files.sort(key=lambda f: f.rel)
@@ -568,7 +583,7 @@ def _copy_other(e, dst: Path, res: FileResult, report, man) -> None:
 
 # --------------------------------------------------------------------------- running
 
-def _execute(tasks, report, man, jobs, progress, key) -> None:
+def _execute(tasks, report, man, jobs, progress, key, engine="local", address=None) -> None:
     bar = _progress_bar(len(tasks), progress)
     state = {"audio": 0.0, "t0": time.perf_counter()}
 
@@ -601,7 +616,9 @@ def _execute(tasks, report, man, jobs, progress, key) -> None:
             bar.update(1)
 
     try:
-        if jobs == 1 or len(tasks) == 1:
+        if engine == "ray":
+            _run_ray(tasks, jobs, man, finished, key, address)
+        elif jobs == 1 or len(tasks) == 1:
             for t in tasks:
                 started(t)
                 finished(t, _run_task(t))
@@ -685,6 +702,33 @@ def _run_pool(tasks, jobs, started, finished, key, bar) -> None:
             if _pool_round([t], 1, ctx, started, finished):
                 finished(t, {"status": "failed", "error": "the worker process died while marking this "
                                                           "file, twice (out of memory, or a crash in a codec?)"})
+
+
+def _run_ray(tasks, jobs, man, finished, key, address) -> None:
+    """Mark on Ray. Every task is recorded ``running`` first (one transaction):
+    Ray decides when each runs, and a row left ``running`` by a driver that dies
+    is redone by the next run, as after a killed local batch."""
+    try:
+        from . import ray as nowm_ray
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ParameterError(f"engine='ray' needs Ray Data: pip install 'nowm[ray]' ({exc})") from None
+    rows = []
+    for t in tasks:
+        st = _stat(t["src"])
+        rows.append((t["rel"], dict(src_path=t["src"], out_path=t["dst"], policy=t["policy"],
+                                    owner=t["owner"], src_size=st and st.st_size,
+                                    src_mtime_ns=st and st.st_mtime_ns)))
+    man.start_many(rows)
+    seen = set()
+    for i, r in nowm_ray.mark_tasks(tasks, key=key, address=address, jobs=jobs):
+        if i in seen:  # at-least-once execution: a retried batch is reported once
+            continue
+        seen.add(i)
+        finished(tasks[i], r)
+    for i, t in enumerate(tasks):
+        if i not in seen:  # pragma: no cover - Ray returned without a result for it
+            finished(t, {"status": "failed", "error": "no result came back from Ray for this file; "
+                                                      "run the same command again to retry it"})
 
 
 def _pool_round(queue, jobs, ctx, started, finished) -> list:

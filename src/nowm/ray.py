@@ -13,6 +13,11 @@ Records are the same as the local engine's (:func:`nowm.scan`), as Arrow rows
 whose ``layers`` and ``metadata`` columns hold JSON text
 (:func:`records` turns them back into dicts).
 
+Catalog marking (:func:`nowm.mark_catalog` with ``engine="ray"``, ``nowm batch
+--engine ray``) runs the same way: the driver plans the batch and keeps the
+manifest; :class:`Marker` actors mark and verify one file per task on storage
+that every node shares.
+
 Examples
 --------
 >>> import ray, nowm.ray                                              # doctest: +SKIP
@@ -32,7 +37,7 @@ from . import sources
 from .errors import ParameterError
 from .ingest import AUDIO_EXTENSIONS, _check_opts, check_item
 
-__all__ = ["scan", "Checker", "records", "scan_records"]
+__all__ = ["scan", "Checker", "records", "scan_records", "Marker", "mark_tasks"]
 
 _REMOTE = ("://",)
 
@@ -235,13 +240,7 @@ def scan_records(paths, *, address=None, jobs: int = 1, **kwargs):
     """
     import json
 
-    import ray
-
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=jobs or None, log_to_driver=False, include_dashboard=False)
+    _ensure_ray(address, jobs)
     ds = scan(paths, **kwargs)
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=256):
         for row in batch.to_pylist():
@@ -249,3 +248,98 @@ def scan_records(paths, *, address=None, jobs: int = 1, **kwargs):
                 if row.get(name) is not None:
                     row[name] = json.loads(row[name])
             yield row
+
+
+# --------------------------------------------------------------------------- catalog marking
+
+class Marker:
+    """``map_batches`` callable class for catalog marking: runs one task of
+    :func:`nowm.batch.mark_catalog`'s plan per row and returns its result.
+
+    Rows are ``{"index": int, "task": bytes}`` (a pickled task); results are
+    ``{"index": int, "result": bytes}`` (a pickled result dict). A task never
+    raises for a problem with its file: that is a ``failed`` result. Marking is
+    deterministic and each output is renamed into place atomically, so a task
+    that Ray runs again after a worker died writes the same file again.
+    """
+
+    def __init__(self, key=None):
+        from .batch import _warm
+
+        _warm(key)  # once per worker: numba's kernels, PyAV, mutagen
+
+    def run(self, task: dict) -> dict:
+        from .batch import _run_task
+
+        return _run_task(task)
+
+    def __call__(self, batch):
+        import pickle
+
+        import pyarrow as pa
+
+        index, result = [], []
+        for i, blob in zip(batch.column("index").to_pylist(), batch.column("task").to_pylist()):
+            index.append(i)
+            result.append(pickle.dumps(self.run(pickle.loads(blob))))
+        return pa.table({"index": pa.array(index, pa.int64()), "result": pa.array(result, pa.binary())})
+
+
+def _ensure_ray(address=None, jobs=None):
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=jobs or None, log_to_driver=False, include_dashboard=False)
+    return ray
+
+
+def mark_tasks(tasks, *, key=None, address=None, jobs=None, marker=Marker, concurrency=None,
+               **map_batches_kwargs):
+    """Run catalog-marking tasks on Ray; yield ``(index, result)`` as they finish.
+
+    Used by :func:`nowm.mark_catalog` with ``engine="ray"``; the tasks are the
+    plan it made (paths, policy, owner...), which must be valid on every node.
+
+    Parameters
+    ----------
+    tasks : list of dict
+    key : nowm.Key, optional
+        Passed to each :class:`Marker` to warm its kernels.
+    address : str, optional
+        Cluster to join when Ray is not yet initialised (default: a local Ray
+        with ``jobs`` CPUs).
+    marker : type
+        The callable class (a subclass of :class:`Marker`).
+    concurrency : int or (int, int), optional
+        Actor pool size, default 1 to the cluster's CPUs.
+
+    Yields
+    ------
+    (int, dict)
+        Index into ``tasks`` and the task's result. Ray may run a task twice
+        (after a worker died); the caller keeps the first result of each index.
+    """
+    import pickle
+
+    ray = _ensure_ray(address, jobs)
+    import ray.data
+
+    if not tasks:
+        return
+    items = [{"index": i, "task": pickle.dumps(t)} for i, t in enumerate(tasks)]
+    ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
+    if concurrency is None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrency = (1, max(1, min(cpus, len(items))))
+    lo, hi = (concurrency, concurrency) if isinstance(concurrency, int) else concurrency
+    map_batches_kwargs.setdefault("num_cpus", 1)
+    out = ds.map_batches(marker, fn_constructor_kwargs={"key": key}, batch_size=1,
+                         batch_format="pyarrow",
+                         compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi),
+                         **map_batches_kwargs)
+    for batch in out.iter_batches(batch_format="pyarrow", batch_size=None):
+        for i, blob in zip(batch.column("index").to_pylist(), batch.column("result").to_pylist()):
+            yield int(i), pickle.loads(blob)

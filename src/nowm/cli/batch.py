@@ -22,6 +22,12 @@ def add_parser(sub):
                        help="replace the originals atomically (kept in SRC_DIR/.nowm-backup/)")
     p.add_argument("-j", "--jobs", type=_options.count(1), default=None, metavar="N",
                    help="worker processes (default: one per CPU)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local worker processes (default), or Ray: a cluster whose nodes all see "
+                        "SRC_DIR and DST_DIR at the same paths (pip install 'nowm[ray]')")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster address (with --engine ray; default: start a local Ray with "
+                        "--jobs CPUs)")
     _options.add_policy(p)
     _options.add_owner(p)
     p.add_argument("--owners", metavar="FILE.csv",
@@ -53,13 +59,15 @@ def run(args) -> int:
         raise ParameterError("give --out DST_DIR (or --in-place to replace the originals)")
     if args.no_backup and not args.in_place:
         raise ParameterError("--no-backup only applies to --in-place")
+    if args.address and args.engine != "ray":
+        raise ParameterError("--address needs --engine ray")
     key = resolve_key(args.key) if args.key else None
     report = mark_catalog(
         args.src_dir, args.out, jobs=args.jobs, policy=args.policy, owner=args.owner,
         owners=args.owners, manifest=args.manifest, in_place=args.in_place, dry_run=args.dry_run,
         copy_other=args.copy_other, force=args.force, no_backup=args.no_backup,
         progress=False if args.quiet else None, key=key, strength=args.strength,
-        tags=not args.no_tags)
+        tags=not args.no_tags, engine=args.engine, address=args.address)
     if args.json:
         print(json.dumps(report.to_dict(), default=str))
     elif args.dry_run and not args.quiet:
