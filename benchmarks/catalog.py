@@ -66,11 +66,12 @@ def _write_m4a(path, y, sr, bit_rate=192000):
             out.mux(p)
 
 
-def build_catalog(root: Path, n_files: int, seconds: float, seed: int = 5) -> dict:
+def build_catalog(root: Path, n_files: int, seconds: float, seed: int = 5, source: str = "corpus") -> dict:
     """Write ``n_files`` excerpts under ``root`` (one folder per package); return stats."""
+    import _common
     import corpus
 
-    tracks = corpus.list_tracks(min_duration=seconds + 1)
+    _, tracks = _common.music_tracks(source, seconds + 1)
     per_track = -(-n_files // len(tracks))
     exs = corpus.excerpts(tracks, per_track, seconds, np.random.default_rng(seed))
     # spread over tracks: first excerpt of every track, then the second ones, ...
@@ -91,12 +92,26 @@ def build_catalog(root: Path, n_files: int, seconds: float, seed: int = 5) -> di
             "bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file())}
 
 
-def run_once(src: str, out: str, manifest: str, jobs: int) -> dict:
+def _engine(jobs: str) -> tuple:
+    """``"2"`` -> ("local", 2); ``"ray:2"`` -> ("ray", 2): a local Ray with 2 CPUs."""
+    if jobs.startswith("ray"):
+        return "ray", int(jobs.partition(":")[2] or os.cpu_count() or 1)
+    return "local", int(jobs)
+
+
+def run_once(src: str, out: str, manifest: str, jobs: str) -> dict:
     """One batch in this process; prints a JSON line (used with --run)."""
     import nowm
 
+    engine, n = _engine(jobs)
     t0 = time.perf_counter()
-    report = nowm.mark_catalog(src, out, jobs=jobs, manifest=manifest)
+    if engine == "ray":
+        import ray
+
+        ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        t0 = time.perf_counter()  # Ray's own start-up is not the batch's
+    report = nowm.mark_catalog(src, out, jobs=n, manifest=manifest, engine=engine)
     wall = time.perf_counter() - t0
     by_fmt: dict = {}
     for f in report.files:
@@ -105,8 +120,8 @@ def run_once(src: str, out: str, manifest: str, jobs: int) -> dict:
         d["seconds"] += f.seconds
         d["audio"] += f.duration or 0.0
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"jobs": jobs, "wall_s": wall, "counts": report.counts, "audio_s": report.audio_seconds,
-            "peak_worker_rss": report.peak_worker_rss if jobs > 1 else self_rss,
+    return {"jobs": jobs if engine == "ray" else n, "wall_s": wall, "counts": report.counts, "audio_s": report.audio_seconds,
+            "peak_worker_rss": report.peak_worker_rss if (n > 1 or engine == "ray") else self_rss,
             "parent_rss": self_rss,
             "children_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
             "by_format": by_fmt, "failed": [(f.rel, f.reason) for f in report.failed]}
@@ -116,14 +131,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=45.0)
-    ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--jobs", nargs="+", default=["1", "2"],
+                    help="runs to make: a number of worker processes, or ray:N (a local Ray "
+                         "with N CPUs, nowm batch --engine ray)")
     ap.add_argument("--out", default=str(HERE / "results" / "catalog.txt"))
+    import _common
+
+    _common.add_source_args(ap)
     ap.add_argument("--workdir", help="keep the catalog here (default: a temporary folder, removed)")
     ap.add_argument("--run", nargs=4, metavar=("SRC", "OUT", "MANIFEST", "JOBS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run:
         src, out, manifest, jobs = args.run
-        print(json.dumps(run_once(src, out, manifest, int(jobs))))
+        print(json.dumps(run_once(src, out, manifest, jobs)))
         return 0
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="nowm-catalog-"))
@@ -131,7 +151,7 @@ def main(argv=None) -> int:
         src = work / "catalog"
         if not src.exists():
             print(f"building {args.files} excerpts of {args.seconds:.0f} s in {src} ...", flush=True)
-            stats = build_catalog(src, args.files, args.seconds)
+            stats = build_catalog(src, args.files, args.seconds, source=args.source)
         else:
             files = [p for p in src.rglob("*") if p.is_file()]
             stats = {"files": len(files), "seconds_each": args.seconds, "audio_seconds": len(files) * args.seconds,
@@ -140,10 +160,11 @@ def main(argv=None) -> int:
         subprocess.run([sys.executable, "-c", "import nowm.batch as b; b._warm(None)"], check=True,
                        env=dict(os.environ, PYTHONPATH=str(HERE.parent / "src")))
         runs = []
+        load_start = os.getloadavg()
         for jobs in args.jobs:
-            out = work / f"marked-{jobs}"
+            out = work / f"marked-{jobs.replace(':', '-')}"
             shutil.rmtree(out, ignore_errors=True)
-            manifest = work / f"manifest-{jobs}.sqlite"
+            manifest = work / f"manifest-{jobs.replace(':', '-')}.sqlite"
             manifest.unlink(missing_ok=True)
             print(f"marking with {jobs} job(s) ...", flush=True)
             proc = subprocess.run([sys.executable, __file__, "--run", str(src), str(out), str(manifest), str(jobs)],
@@ -153,7 +174,7 @@ def main(argv=None) -> int:
                 return 1
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             shutil.rmtree(out, ignore_errors=True)
-        text = _table(stats, runs)
+        text = _table(stats, runs, load_start)
         print(text)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
@@ -163,24 +184,27 @@ def main(argv=None) -> int:
     return 0
 
 
-def _table(stats: dict, runs: list) -> str:
+def _table(stats: dict, runs: list, load_start=(0.0, 0.0, 0.0)) -> str:
     load = os.getloadavg()
+    busy = max(load_start[0], load[0]) > 0.5 * (os.cpu_count() or 1)
     lines = [
         "nowm batch: catalog marking speed (benchmarks/catalog.py)",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
-        "MEASURED UNDER LOAD: the machine was shared with other jobs; treat speeds as lower bounds.",
+        f"{platform.python_version()}; load average at the start {load_start[0]:.1f}, at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        ("MEASURED UNDER LOAD: the machine was shared with other jobs; treat speeds as lower bounds."
+         if busy else "The machine was otherwise idle (load average at most half the CPUs at the start and the end)."),
         f"catalog: {stats['files']} excerpts of {stats['seconds_each']:.0f} s of real music "
         f"({stats.get('tracks') or '?'} corpus tracks; the corpus has fewer than 200 tracks), "
         f"{stats['audio_seconds'] / 3600:.2f} h of audio, {stats['bytes'] / 1e6:.0f} MB, "
         "44.1 kHz stereo as FLAC 16-bit, WAV 16-bit, MP3, M4A (AAC 192k) and Ogg Vorbis in turn",
         "per file: sha256 in, detect input, embed, write tags, detect output (verify), sha256 out, manifest",
         "",
-        f"{'jobs':>4} {'wall s':>8} {'files/s':>8} {'x real time':>12} {'peak RSS/worker MB':>19}  outcome",
+        f"{'jobs':>7} {'wall s':>8} {'files/s':>8} {'x real time':>12} {'peak RSS/worker MB':>19}  outcome",
     ]
     for r in runs:
         n = sum(r["counts"].get(s, 0) for s in ("marked", "already-marked"))
-        lines.append(f"{r['jobs']:>4} {r['wall_s']:>8.1f} {n / r['wall_s']:>8.2f} "
+        lines.append(f"{str(r['jobs']):>7} {r['wall_s']:>8.1f} {n / r['wall_s']:>8.2f} "
                      f"{r['audio_s'] / r['wall_s']:>12.0f} {r['peak_worker_rss'] / 1e6:>19.0f}  "
                      + ", ".join(f"{v} {k}" for k, v in sorted(r["counts"].items())))
     lines += ["", "seconds per file and x real time within a worker, by format (jobs = 1):"]

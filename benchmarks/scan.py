@@ -30,6 +30,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 import corpus  # noqa: E402
 
 import nowm  # noqa: E402
@@ -44,9 +45,9 @@ def _load():
     return os.getloadavg()[0]
 
 
-def make_clips(n: int, rng) -> list:
-    tracks = corpus.list_tracks()
-    per = 2
+def make_clips(n: int, rng, tracks=None) -> list:
+    tracks = corpus.list_tracks() if tracks is None else tracks
+    per = 2 if len(tracks) > 1 else n
     pick = rng.choice(len(tracks), min(len(tracks), -(-n // per)), replace=False)
     exs = corpus.excerpts([tracks[i] for i in pick], per, CLIP_S, rng)[:n]
     clips = [corpus.load_excerpt(e, SR) for e in exs]
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=int, default=32)
     ap.add_argument("--no-ray", action="store_true")
+    _common.add_source_args(ap)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(2026)
@@ -121,7 +123,8 @@ def main(argv=None) -> int:
         print(text, flush=True)
         lines.append(text)
 
-    clips = make_clips(args.clips, rng)
+    _, tracks = _common.music_tracks(args.source, CLIP_S + 1)
+    clips = make_clips(args.clips, rng, tracks)
     audio_s = len(clips) * CLIP_S
     nowm.ingest.warm()
     load0 = _load()

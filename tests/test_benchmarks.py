@@ -99,6 +99,41 @@ def test_speed_script(run_script):
     assert "Start-up" in (out / "speed.md").read_text()
 
 
+def _run_plain(tmp_path, bench, name, *args):
+    """Run ``benchmarks/NAME.py ARGS`` (scripts without --quick) on the same source."""
+    source = "corpus" if bench.corpus_cached() else "sample"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    if source == "sample":
+        env["NOWM_CORPUS_DIR"] = str(tmp_path / "corpus")
+    cmd = [sys.executable, str(BENCH / f"{name}.py"), "--source", source, *args]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}"
+    return r
+
+
+def test_scan_script(tmp_path, bench):
+    out = tmp_path / "scan.txt"
+    _run_plain(tmp_path, bench, "scan", "--clips", "2", "--no-ray", "--out", str(out))
+    lines = out.read_text().splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["wav"], ["flac"], ["mp3"])}
+    assert set(rows) == {"wav", "flac", "mp3"}
+    assert all(r[-1] == "0/1" for r in rows.values())  # the unmarked clip is never flagged
+    assert "control:" in out.read_text()
+
+
+def test_catalog_script(tmp_path, bench):
+    out = tmp_path / "catalog.txt"
+    _run_plain(tmp_path, bench, "catalog", "--files", "5", "--seconds", "6", "--jobs", "1",
+               "--out", str(out))
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.split()[:1] == ["1"])
+    outcome = row.split(None, 5)[5]  # e.g. "4 marked, 1 failed": every file accounted for
+    assert sum(int(part.split()[0]) for part in outcome.split(", ")) == 5
+    for fmt in (".flac", ".m4a", ".mp3", ".ogg", ".wav"):
+        assert f"  {fmt} " in text
+
+
 def test_calibrate_functions(bench, tmp_path, monkeypatch):
     """benchmarks/calibrate.py's fit runs on null scores of the sample."""
     monkeypatch.setenv("NOWM_CORPUS_DIR", str(tmp_path))
