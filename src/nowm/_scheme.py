@@ -44,8 +44,9 @@ class Scheme:
     #: largest band shift searched, in detector steps
     max_shift: int = 4
     #: time-stretch factors searched (duration of the attacked clip / original)
+    #: (+-5.25 %: a speed change of 5 % stretches the clip by 1/0.95 = 1.0526)
     time_scales: tuple = (1.0, 0.9925, 1.0075, 0.985, 1.015, 0.9775, 1.0225, 0.97, 1.03,
-                          0.9625, 1.0375, 0.955, 1.045)
+                          0.9625, 1.0375, 0.955, 1.045, 0.9475, 1.0525)
     sync_fraction: float = 0.75
     #: reference amplitude modulation depth at strength 1
     delta: float = 0.12
@@ -53,7 +54,7 @@ class Scheme:
     #: threshold offset below the masker (dB), depth limits, the lowest local
     #: SNR (dB) a tile may reach, and the lowest SNR (dB) inside the watermark's
     #: bands (500 Hz - 7 kHz) a tile may reach
-    masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 28.6, 20.0)
+    masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 26.0, 20.0)
     #: whitened features are clipped to +-feature_clip local standard deviations
     feature_clip: float = 3.0
     #: half-width (frames) of the local noise normalisation; 0: whole clip
@@ -64,8 +65,8 @@ class Scheme:
     #: the plain count of hypotheses (Bonferroni, conservative)
     #: (benchmarks/results/calibration.txt; 20 s and 30 s pooled, as the count
     #: saturates once the clip is long enough for every tempo factor to differ)
-    effective_tests: tuple = ((1.5, 16894), (3.0, 28060), (5.0, 38483), (10.0, 53140),
-                              (20.0, 57171), (30.0, 57171))
+    effective_tests: tuple = ((1.5, 17832), (3.0, 30773), (5.0, 39811), (10.0, 59281),
+                              (20.0, 62413), (30.0, 62413))
 
     @property
     def period_frames(self) -> int:
