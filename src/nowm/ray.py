@@ -261,6 +261,11 @@ class Marker:
     raises for a problem with its file: that is a ``failed`` result. Marking is
     deterministic and each output is renamed into place atomically, so a task
     that Ray runs again after a worker died writes the same file again.
+
+    The actors read the sources from shared storage themselves rather than
+    through ``read_binary_files``: they write the outputs there anyway, and
+    ``embed_file`` streams a long file in blocks instead of holding it whole in
+    the object store.
     """
 
     def __init__(self, key=None):
