@@ -51,19 +51,11 @@ FORMATS = [  # (suffix, libsndfile format, subtype) ; m4a goes through PyAV
 
 
 def _write_m4a(path, y, sr, bit_rate=192000):
-    import av
+    """AAC in an M4A (``ipod``) container, with the encoder of ``attacks.py``."""
+    import attacks
 
-    with av.open(str(path), "w", format="ipod") as out:
-        st = out.add_stream("aac", rate=sr, layout="stereo")
-        st.bit_rate = bit_rate
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y.T.astype(np.float32)),
-                                           format="fltp", layout="stereo")
-        frame.sample_rate = sr
-        frame.pts = 0
-        for p in st.encode(frame):
-            out.mux(p)
-        for p in st.encode(None):
-            out.mux(p)
+    Path(path).write_bytes(attacks._av_encode(np.asarray(y, np.float32), sr, attacks._encoder("aac"),
+                                              "ipod", bit_rate))
 
 
 def build_catalog(root: Path, n_files: int, seconds: float, seed: int = 5, source: str = "corpus") -> dict:

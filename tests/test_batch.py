@@ -445,3 +445,13 @@ def test_in_place_replaced_but_not_recorded(tmp_path, base):
     row = _rows(manifest)["x.wav"]
     assert row["status"] == "marked" and row["out_sha256"] == _sha(src / "x.wav")
     assert row["src_sha256"] == _sha(original)
+
+
+def test_engine_ray_without_ray_is_a_clear_error(tmp_path, base, monkeypatch, capsys):
+    _write(tmp_path / "src" / "a.wav", base, seed=1)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if nowm[ray] were not installed
+    code = main(["batch", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--engine", "ray"])
+    assert code == 2 and "pip install 'nowm[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "a.wav").exists()
+    rows = _rows(tmp_path / "out" / batch.MANIFEST_NAME)
+    assert all(r["status"] != "running" for r in rows.values())  # nothing was started

@@ -43,6 +43,14 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 
+def _upsert(fields: dict) -> str:
+    """INSERT-or-UPDATE of one ``files`` row with these columns."""
+    cols = ["rel", *fields]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in fields) or "rel = rel"
+    return (f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(rel) DO UPDATE SET {sets}")
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -120,13 +128,9 @@ class Manifest:
         bad = set(fields) - set(_COLUMNS)
         if bad:
             raise ValueError(f"unknown manifest columns {sorted(bad)}")
-        cols = ["rel", *fields]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in fields) or "rel = rel"
-        sql = (f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-               f"ON CONFLICT(rel) DO UPDATE SET {sets}")
         try:
             with self._db:
-                self._db.execute(sql, [rel, *fields.values()])
+                self._db.execute(_upsert(fields), [rel, *fields.values()])
         except sqlite3.Error as exc:
             raise AudioIOError(f"{self.path}: cannot write the manifest ({exc}); check free space and "
                                "permissions, then run the same command again to resume") from None
@@ -149,12 +153,8 @@ class Manifest:
                 prev = self._db.execute("SELECT attempts FROM files WHERE rel = ?", (rel,)).fetchone()
                 fields = dict(status="running", error=None, started_at=now(), finished_at=None,
                               attempts=(prev[0] if prev else 0) + 1, **fields)
-                cols = ["rel", *fields]
-                sets = ", ".join(f"{c} = excluded.{c}" for c in fields)
                 try:
-                    self._db.execute(
-                        f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-                        f"ON CONFLICT(rel) DO UPDATE SET {sets}", [rel, *fields.values()])
+                    self._db.execute(_upsert(fields), [rel, *fields.values()])
                 except sqlite3.Error as exc:
                     raise AudioIOError(f"{self.path}: cannot write the manifest ({exc}); check free space "
                                        "and permissions, then run the same command again") from None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioFormatError, AudioIOError, OutputExistsError, TooShortError
+from .errors import AudioFormatError, AudioIOError, TooShortError
 
 __all__ = ["SUFFIXES", "handles", "open_audio", "embed_file"]
 
@@ -167,7 +167,7 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, tags=True, sche
     from . import audio
     from .embedding import (MIN_EMBED_SECONDS, OWNER_SECONDS, NowmWarning, _layers, check_owner,
                             check_strength, embed_block)
-    from .files import (_BLOCK_SECONDS, _MARGIN_SECONDS, EmbedReport, _blocks, _check_readable,
+    from .files import (_BLOCK_SECONDS, _MARGIN_SECONDS, EmbedReport, _blocks, _check_readable, check_output,
                         _fsync)
     from .keys import resolve_key
     from .policy import get_policy
@@ -179,12 +179,7 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, tags=True, sche
     depth = scheme.delta * check_strength(strength)
     key = resolve_key(key)
     _check_readable(src)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputExistsError(f"{dst}: is the input file; nowm never overwrites its input, choose another output")
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst}: exists; pass --force (force=True) to replace it")
-    if dst.is_dir():
-        raise AudioIOError(f"{dst}: is a directory; give an output file name")
+    check_output(src, dst, force)
     muxer = SUFFIXES.get(dst.suffix.lower()) or SUFFIXES[src.suffix.lower()]
     with AvReader(src) as f:
         sr, n_ch = f.samplerate, f.channels

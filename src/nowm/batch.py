@@ -708,10 +708,9 @@ def _run_ray(tasks, jobs, man, finished, key, address) -> None:
     """Mark on Ray. Every task is recorded ``running`` first (one transaction):
     Ray decides when each runs, and a row left ``running`` by a driver that dies
     is redone by the next run, as after a killed local batch."""
-    try:
-        from . import ray as nowm_ray
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ParameterError(f"engine='ray' needs Ray Data: pip install 'nowm[ray]' ({exc})") from None
+    from . import ray as nowm_ray
+
+    nowm_ray._ensure_ray(address, jobs)  # before the manifest: a missing Ray is a ParameterError
     rows = []
     for t in tasks:
         st = _stat(t["src"])

@@ -155,6 +155,16 @@ def _compression_level(subtype: str, kbps: float, channels: int):
     return float(_LEVELS[ok[-1]]) if len(ok) else 0.0
 
 
+def check_output(src: Path, dst: Path, force: bool) -> None:
+    """Refuse an output that is the input, exists (unless ``force``) or is a folder."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputExistsError(f"{dst}: is the input file; nowm never overwrites its input, choose another output")
+    if dst.exists() and not force:
+        raise OutputExistsError(f"{dst}: exists; pass --force (force=True) to replace it")
+    if dst.is_dir():
+        raise AudioIOError(f"{dst}: is a directory; give an output file name")
+
+
 def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, strength=1.0,
                force: bool = False, tags: bool = True, scheme=SCHEME) -> EmbedReport:
     """Write a marked copy of ``src`` to ``dst`` in the same format and subtype.
@@ -196,12 +206,7 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
     key = resolve_key(key)
     f = open_audio(src)
     with f:
-        if dst.exists() and dst.resolve() == src.resolve():
-            raise OutputExistsError(f"{dst}: is the input file; nowm never overwrites its input, choose another output")
-        if dst.exists() and not force:
-            raise OutputExistsError(f"{dst}: exists; pass --force (force=True) to replace it")
-        if dst.is_dir():
-            raise AudioIOError(f"{dst}: is a directory; give an output file name")
+        check_output(src, dst, force)
         sr, n_ch, frames = f.samplerate, f.channels, f.frames
         duration = frames / sr if frames > 0 else 0.0
         if frames <= 0:

@@ -291,7 +291,11 @@ class Marker:
 
 
 def _ensure_ray(address=None, jobs=None):
-    import ray
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise ParameterError(f"the Ray engine needs Ray Data: pip install 'nowm[ray]' ({exc})") from None
 
     if not ray.is_initialized():
         if address:
