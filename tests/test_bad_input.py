@@ -111,6 +111,11 @@ def test_nan_and_inf(tmp_path):
     with pytest.raises(nowm.AudioFormatError, match="NaN"):
         nowm.embed_file(p)
     assert not (tmp_path / "nan.nowm.wav").exists()
+    # the reading paths of detection (downmix kernel) name the file too
+    with pytest.raises(nowm.AudioFormatError, match="nan.wav: contains NaN"):
+        nowm.detect_file(p)
+    v = nowm.check(p)
+    assert v.status == "unreadable" and "NaN" in v.error
 
 
 def test_unknown_policy_and_owner_range(good, capsys):

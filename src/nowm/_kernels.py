@@ -280,14 +280,22 @@ def silence_ramp(y, min_run, ramp, out):
 
 @njit(**_JIT)
 def downmix(y, scale, out):
-    """``out[i] = scale * mean(y[i, :])``: the mono downmix of raw samples."""
+    """``out[i] = scale * mean(y[i, :])``: the mono downmix of raw samples.
+
+    Returns the sum of ``out``, which is finite exactly when every sample is
+    (a free check for NaN and infinity in float input).
+    """
     n, n_ch = y.shape
     f = scale / n_ch
+    total = 0.0
     for i in range(n):
         acc = 0.0
         for c in range(n_ch):
             acc += y[i, c]
-        out[i] = acc * f
+        v = acc * f
+        out[i] = v
+        total += v
+    return total
 
 
 @njit(**_JIT)

@@ -33,8 +33,10 @@ def frame_range(start: int, length: int, n_fft: int, hop: int):
     return first, last + 1
 
 
-def frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int) -> np.ndarray:
-    """Frames ``t0..t1-1`` of signal ``x`` whose first sample has global index ``start``.
+def frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int,
+           window: np.ndarray | None = None) -> np.ndarray:
+    """Frames ``t0..t1-1`` of signal ``x`` whose first sample has global index ``start``,
+    multiplied by ``window`` if given.
 
     Samples outside ``x`` are zeros. Returns shape (t1 - t0, n_fft), a copy.
     """
@@ -46,7 +48,8 @@ def frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int) ->
     if pad_lo or pad_hi:
         xp = np.concatenate([np.zeros(pad_lo, x.dtype), xp, np.zeros(pad_hi, x.dtype)])
     view = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
-    return np.array(view[: t1 - t0])
+    view = view[: t1 - t0]
+    return np.array(view) if window is None else view * window
 
 
 def overlap_add(fr: np.ndarray, start: int, t0: int, length: int, hop: int) -> np.ndarray:

@@ -87,8 +87,14 @@ def from_float2d(yf: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def to_mono(yf: np.ndarray) -> np.ndarray:
-    """Downmix ``(n, channels)`` to ``(n,)`` by averaging channels."""
-    return yf.mean(axis=1) if yf.shape[1] > 1 else yf[:, 0].copy()
+    """Downmix ``(n, channels)`` to ``(n,)`` float64 by averaging channels."""
+    if yf.shape[1] == 1:
+        return yf[:, 0].astype(np.float64)
+    from . import _kernels  # numpy's mean over a short axis is 10x slower
+
+    out = np.empty(len(yf))
+    _kernels.downmix(yf, 1.0, out)
+    return out
 
 
 def grid_unit(sr: int, target: int = 16000):

@@ -134,7 +134,7 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
     """Whitened log band energies ``(frames, n_det_bands)`` of a 16 kHz mono clip."""
     n_fft, hop = scheme.n_fft, scheme.hop
     t1 = (len(x16) - 1) // hop + 1
-    spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop) * _stft.hann(n_fft))
+    spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop, _stft.hann(n_fft)))
     power = spec.real ** 2 + spec.imag ** 2
     starts, stops, weights = band_weights_cached(scheme)
     floor = _FLOOR * max(float(power.mean()), 1e-20) * n_fft / 32

@@ -98,7 +98,7 @@ def watermark16(x16: np.ndarray, start: int, chips: np.ndarray, depth: float,
     n_fft, hop = scheme.n_fft, scheme.hop
     t0, t1 = _stft.frame_range(start, len(x16), n_fft, hop)
     win = _stft.sqrt_hann(n_fft)
-    spec = _stft.rfft(_stft.frames(x16, start, t0, t1, n_fft, hop) * win)
+    spec = _stft.rfft(_stft.frames(x16, start, t0, t1, n_fft, hop, win))
     frame_tiles = np.floor_divide(np.arange(t0, t1), scheme.tile_frames)
     starts, stops, weights = _Bands.get(scheme)
     amp = _depths(spec, frame_tiles, scheme)[frame_tiles - frame_tiles[0]] * depth

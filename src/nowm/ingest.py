@@ -292,20 +292,6 @@ def _open(src: _Source):
     return f
 
 
-def _read(f, n, label):
-    import soundfile as sf
-
-    try:
-        data = f.read(n, dtype="float64", always_2d=True)
-    except sf.LibsndfileError as exc:
-        raise AudioFormatError(f"{label}: corrupt or truncated audio ({exc})") from None
-    except (RuntimeError, OSError) as exc:
-        raise AudioFormatError(f"{label}: corrupt or truncated audio ({exc})") from None
-    if not np.isfinite(data).all():
-        raise AudioFormatError(f"{label}: contains NaN or infinite samples; repair the file first")
-    return data
-
-
 def _windows(src: _Source, offset: float, duration):
     """Yield ``(x16, seconds)`` windows of the item in the 16 kHz mono detection
     domain, and finally ``(None, total_seconds)``.
@@ -314,6 +300,7 @@ def _windows(src: _Source, offset: float, duration):
     longer items are streamed in 30 s windows with a streaming resampler.
     """
     from . import audio
+    from .files import read_mono
 
     if src.array is not None:
         y = audio.valid_audio(src.array, src.sr)
@@ -341,7 +328,7 @@ def _windows(src: _Source, offset: float, duration):
             else:  # a reader without seek (e.g. PyAV's): read up to the segment
                 left = start
                 while left > 0:
-                    got = len(_read(f, min(left, int(_READ_SECONDS * sr)), src.label))
+                    got = len(read_mono(f, min(left, int(_READ_SECONDS * sr)), src.label))
                     if not got:
                         raise AudioFormatError(f"{src.label}: offset={offset} s is past the end")
                     left -= got
@@ -350,18 +337,20 @@ def _windows(src: _Source, offset: float, duration):
         n = known if want is None else (want if known is None else min(want, known))
         limit = int(_DECODE_SECONDS * sr)
         if n is not None and n <= limit:
-            y = _read(f, n, src.label)
-            if not len(y):
+            mono = read_mono(f, n, src.label)
+            if not len(mono):
                 raise AudioFormatError(f"{src.label}: holds no audio samples (zero length)")
-            x = audio.resample(audio.to_mono(y), sr, _DETECT_SR)
-            yield x, len(y) / sr
-            yield None, len(y) / sr
+            x = audio.resample(mono, sr, _DETECT_SR)
+            yield x, len(mono) / sr
+            yield None, len(mono) / sr
             return
         yield from _stream(f, sr, want, src.label)
 
 
 def _stream(f, sr, want, label):
     import soxr
+
+    from .files import read_mono
 
     rs = soxr.ResampleStream(sr, _DETECT_SR, 1, dtype="float64", quality="HQ") if sr != _DETECT_SR else None
     window = int(_WINDOW_SECONDS * _DETECT_SR)
@@ -371,12 +360,11 @@ def _stream(f, sr, want, label):
     last = False
     while not last:
         n = block if left is None else min(block, left)
-        data = _read(f, n, label) if n > 0 else np.zeros((0, f.channels))
-        total += len(data)
+        mono = read_mono(f, n, label) if n > 0 else np.zeros(0)
+        total += len(mono)
         if left is not None:
-            left -= len(data)
-        last = len(data) < block or (left is not None and left <= 0)
-        mono = data.mean(axis=1)
+            left -= len(mono)
+        last = len(mono) < block or (left is not None and left <= 0)
         x = rs.resample_chunk(mono, last=last) if rs is not None else mono
         if len(x):
             buf.append(x)
