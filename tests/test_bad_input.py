@@ -195,3 +195,15 @@ def test_python_m_and_help_are_fast_and_clean():
     assert r.stdout.strip() == "False"  # heavy imports stay inside the commands
     r = subprocess.run([sys.executable, "-m", "nowm", "detect"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_numba_start_skips_blas_probe_and_restores_scipy():
+    # the command line sets numba up without importing scipy.linalg (start-up time);
+    # afterwards scipy.linalg must import normally and the kernels must run
+    code = ("import sys, numpy as np; from nowm.cli import _start_numba; _start_numba(); "
+            "import numba.np.arraymath as am; print(am._HAVE_BLAS, 'scipy.linalg' in sys.modules); "
+            "import scipy.linalg.cython_blas; from nowm import _kernels; o = np.empty(3); "
+            "print(_kernels.downmix(np.ones((3, 2)), 0.5, o))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False", "1.5"]
