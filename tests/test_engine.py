@@ -212,3 +212,36 @@ def test_too_short_is_reported_not_guessed():
     assert not det.marked and det.reason == "too-short"
     with pytest.raises(nowm.TooShortError, match="at least"):
         nowm.embed(np.ones(4000, np.float32) * 0.1, 16000)
+
+
+def test_masking_kernel_matches_its_definition(rng):
+    # the kernel spreads band powers recursively; check it against the sum written out
+    from nowm import _kernels
+
+    p = rng.gamma(0.5, 1.0, (20, 46)) * 10.0 ** rng.uniform(-4, 0, (20, 1))
+    p[3, 5] = 0.0
+    total = p.sum(axis=1) * 10.0 ** rng.uniform(0, 3, 20)  # the broadband cap binds on some tiles
+    up, down, off, lo, hi, snr, band = 10 ** -0.8, 10 ** -2.0, 10 ** -1.4, 0.04, 0.4, 10 ** -2.6, 0.1
+    out = np.empty_like(p)
+    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, out)
+    b = np.arange(46)
+    spread = np.where(b[None, :] <= b[:, None], up ** (b[:, None] - b[None, :]),
+                      down ** (b[None, :] - b[:, None]))  # [band, masker]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.clip(np.sqrt(p @ spread.T * off / p), lo, hi)
+    d[p <= 0] = 0.0
+    cap = np.minimum(snr * total, band * p.sum(axis=1))
+    wm = (d * d * p).sum(axis=1)
+    d *= np.where(wm > cap, np.sqrt(cap / np.maximum(wm, 1e-300)), 1.0)[:, None]
+    np.testing.assert_allclose(out, d, rtol=1e-10, atol=1e-15)
+    assert (wm > cap).any() and (wm <= cap).any()  # both branches exercised
+
+
+def test_downmix_scan_peak_and_silence():
+    from nowm import _kernels
+
+    y = np.array([[0, 0], [0, 0], [0, 0], [3, -5], [0, 0], [1, 1]], np.int16)
+    out = np.empty(len(y))
+    peak, silent = _kernels.downmix_scan(y, 0.5, 3, out)
+    assert peak == 2.5 and silent and out[3] == -0.5
+    assert not _kernels.downmix_scan(y, 0.5, 4, out)[1]

@@ -203,23 +203,26 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
     lives in).
     """
     n_tiles, n_bands = tile_power.shape
+    rise = np.empty(n_bands)  # sum over b2 <= b of p[b2] * up ** (b - b2)
+    fall = np.empty(n_bands)  # sum over b2 > b of p[b2] * down ** (b2 - b)
     for u in range(n_tiles):
         wm = 0.0
         inband = 0.0
+        acc = 0.0
         for b in range(n_bands):
             inband += tile_power[u, b]
+            acc = acc * up + tile_power[u, b]
+            rise[b] = acc
+        acc = 0.0
+        for b in range(n_bands - 1, -1, -1):
+            fall[b] = acc * down
+            acc = acc * down + tile_power[u, b]
         for b in range(n_bands):
             p = tile_power[u, b]
             if p <= 0.0:
                 out[u, b] = 0.0
                 continue
-            thr = 0.0
-            for b2 in range(n_bands):
-                if b2 <= b:
-                    thr += tile_power[u, b2] * up ** (b - b2)
-                else:
-                    thr += tile_power[u, b2] * down ** (b2 - b)
-            d = np.sqrt(thr * offset / p)
+            d = np.sqrt((rise[b] + fall[b]) * offset / p)
             if d < lo:
                 d = lo
             elif d > hi:
@@ -296,6 +299,38 @@ def downmix(y, scale, out):
         out[i] = v
         total += v
     return total
+
+
+@njit(**_JIT)
+def downmix_scan(y, scale, min_run, out):
+    """:func:`downmix` that also returns the host's peak ``max |y| * scale`` and
+    whether it holds a run of at least ``min_run`` all-zero frames (digital
+    silence), so the embedder can skip the limiter and the silence fade when
+    they cannot act."""
+    n, n_ch = y.shape
+    f = scale / n_ch
+    peak = 0.0
+    run = 0
+    silent = False
+    for i in range(n):
+        acc = 0.0
+        zero = True
+        for c in range(n_ch):
+            v = y[i, c]
+            acc += v
+            a = abs(v)
+            if a > peak:
+                peak = a
+            if v != 0:
+                zero = False
+        out[i] = acc * f
+        if zero:
+            run += 1
+            if run >= min_run:
+                silent = True
+        else:
+            run = 0
+    return peak * abs(scale), silent
 
 
 @njit(**_JIT)

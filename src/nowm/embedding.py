@@ -161,17 +161,20 @@ def watermark_block(y: np.ndarray, scale: float, sr: int, start: int, chips: np.
         raise ValueError(f"block start {start} is not on the {native_unit}-sample grid")
     start16 = start // native_unit * unit16
     mono = np.empty(len(y))
-    _kernels.downmix(y, float(scale), mono)
+    min_run = max(1, int(_SILENCE_RUN * sr))
+    peak, silent = _kernels.downmix_scan(y, float(scale), min_run, mono)
     x16 = audio.resample(mono, sr, scheme.sr)
     w16 = watermark16(x16, start16, chips, depth, scheme)
     w = audio.resample(w16, scheme.sr, sr)
     n = len(y)
     w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w))])
     gain = np.empty(n)
-    _kernels.silence_ramp(y, max(1, int(_SILENCE_RUN * sr)), int(_SILENCE_RAMP * sr), gain)
-    w *= gain
-    _kernels.limit_gain(y, float(scale), w, limit, max(1, int(_LIMITER_RELEASE * sr)), gain)
-    w *= gain
+    if silent:
+        _kernels.silence_ramp(y, min_run, int(_SILENCE_RAMP * sr), gain)
+        w *= gain
+    if len(w) and peak + max(float(w.max()), -float(w.min())) > limit:  # else nothing to limit
+        _kernels.limit_gain(y, float(scale), w, limit, max(1, int(_LIMITER_RELEASE * sr)), gain)
+        w *= gain
     return w
 
 
