@@ -207,3 +207,12 @@ def test_cli_numba_start_skips_blas_probe_and_restores_scipy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False", "1.5"]
+
+
+def test_detect_says_too_short_and_silent(tmp_path, capsys):
+    short, silent = tmp_path / "short.wav", tmp_path / "silent.wav"
+    sf.write(short, synth_music(1.0, 16000, seed=4), 16000)
+    sf.write(silent, np.zeros((5 * 16000, 2)), 16000)
+    code, text, _ = _cli(["detect", short, silent], capsys)
+    lines = text.strip().splitlines()
+    assert code == 1 and "too short to judge (1.0 s" in lines[0] and "digital silence" in lines[1]

@@ -145,6 +145,8 @@ def test_calibrate_functions(bench, tmp_path, monkeypatch):
                                  SCHEME)
     assert 1 <= len(rows) <= 2 and all(r[1] == 3.0 for r in rows)  # silent clips are dropped
     assert calibrate.fit([r[2] for r in rows]) > 0
+    # the nominal search is part of the whole one: its maximum is never higher
+    assert all(r[3] <= r[2] for r in rows) and calibrate.fit([r[3] for r in rows]) > 0
 
 
 def test_wilson_interval(bench):

@@ -245,3 +245,23 @@ def test_downmix_scan_peak_and_silence():
     peak, silent = _kernels.downmix_scan(y, 0.5, 3, out)
     assert peak == 2.5 and silent and out[3] == -0.5
     assert not _kernels.downmix_scan(y, 0.5, 4, out)[1]
+
+
+def test_two_stage_false_alarm_union_bound():
+    import dataclasses
+
+    from nowm.detection import false_alarm, two_stage_false_alarm
+    from nowm._scheme import SCHEME
+
+    s = dataclasses.replace(SCHEME, effective_tests=((10.0, 50000.0),), nominal_tests=((10.0, 500.0),))
+    # the same z is far more significant for the small nominal search
+    fa, won = two_stage_false_alarm(6.0, 6.0, 10.0, s)
+    assert won and fa == pytest.approx(2 * false_alarm(6.0, 10.0, s, nominal=True))
+    assert fa < false_alarm(6.0, 10.0, s) / 10
+    # a stretched clip: the full search's maximum is far above the nominal one
+    fa, won = two_stage_false_alarm(8.0, 4.0, 10.0, s)
+    assert not won and fa == pytest.approx(2 * false_alarm(8.0, 10.0, s))
+    # without a nominal calibration the full search alone decides
+    s0 = dataclasses.replace(s, nominal_tests=())
+    assert two_stage_false_alarm(6.0, 6.0, 10.0, s0) == (pytest.approx(false_alarm(6.0, 10.0, s0)), False)
+    assert two_stage_false_alarm(0.0, 0.0, 10.0, s)[0] == 1.0

@@ -70,6 +70,15 @@ class Scheme:
     #: x1.25 from 10 s, interpolated in between (see calibration.txt)
     effective_tests: tuple = ((1.5, 142656), (3.0, 246184), (5.0, 144912), (10.0, 74101),
                               (20.0, 78016), (30.0, 78016))
+    #: the same for the *nominal* search alone: tempo 1 and no band shift, every
+    #: offset and policy (a clip that was not stretched or pitch-shifted, as after
+    #: a codec, resampling, gain or filtering). The detector tests it beside the
+    #: full search, each at half the false-alarm budget (see
+    #: ``detection.false_alarm``); empty: the full search alone
+    #: (benchmarks/results/calibration.txt: about 500 at every length, against 640
+    #: hypotheses: five policies times 128 offsets)
+    nominal_tests: tuple = ((1.5, 502), (3.0, 495), (5.0, 473), (10.0, 501), (20.0, 487),
+                            (30.0, 460))
 
     @property
     def period_frames(self) -> int:
@@ -97,11 +106,14 @@ class Scheme:
 
         return OWNER_BITS + CRC_BITS  # the policy is carried by the sync pattern
 
-    def n_effective(self, duration: float) -> float:
-        """Effective number of independent hypotheses searched in ``duration`` s."""
-        if not self.effective_tests:
-            return float(self.n_hypotheses)
-        d, n = np.array(self.effective_tests, dtype=float).T
+    def n_effective(self, duration: float, nominal: bool = False) -> float:
+        """Effective number of independent hypotheses searched in ``duration`` s
+        (by the nominal search alone if ``nominal``)."""
+        table = self.nominal_tests if nominal else self.effective_tests
+        if not table:
+            return float(self.n_hypotheses // (1 if not nominal else
+                                               self.n_shifts * len(self.time_scales)))
+        d, n = np.array(table, dtype=float).T
         return float(np.exp(np.interp(np.log(max(duration, 1e-3)), np.log(d), np.log(n))))
 
     @property

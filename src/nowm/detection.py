@@ -12,7 +12,11 @@ weighted by the audio's own tile values, divided by its exact standard deviation
 least this large over the whole search: ``1 - (1 - Q(z)) ** effective_tests``,
 with ``effective_tests`` fitted on unmarked real music by
 ``benchmarks/calibrate.py`` (the search's hypotheses overlap, so this is fewer
-than their count).
+than their count). The nominal part of the search (tempo 1, no band shift: a
+clip that was transcoded, resampled or filtered but not stretched) has far fewer
+hypotheses and its own fitted count; both maxima are tested, each at half the
+budget (:func:`two_stage_false_alarm`), so an unstretched clip is judged against
+a lower bar than the full search needs.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class Detection:
     owner : int or None
         Rightsholder id when marked and its checksum holds; None otherwise.
     score : float
-        The maximum normalised statistic ``z``.
+        The maximum normalised statistic ``z`` over the whole search.
     offset : float or None
         Seconds from the clip start to the first pattern period start found.
     tempo : float or None
@@ -69,6 +73,8 @@ class Detection:
         Fingerprint of the key searched (``public`` for the built-in key).
     reason : str or None
         Why no verdict could be reached (e.g. ``too-short``), else None.
+    nominal_score : float or None
+        The maximum ``z`` of the nominal search alone (tempo 1, no pitch shift).
     """
 
     marked: bool
@@ -86,6 +92,8 @@ class Detection:
     _soft: np.ndarray | None = field(default=None, repr=False)
     _policy_code: int | None = field(default=None, repr=False)
     tags: object = None  # nowm.metadata.TagReport from detect_file, separate from the verdict
+    #: maximum ``z`` of the nominal search alone (tempo 1, no band shift)
+    nominal_score: float | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in (
@@ -98,12 +106,28 @@ class Detection:
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])  # scipy.special costs 0.2 s to import
 
 
-def false_alarm(z, duration: float, scheme: Scheme = SCHEME):
+def false_alarm(z, duration: float, scheme: Scheme = SCHEME, *, nominal: bool = False):
     """False-alarm probability of a maximum statistic ``z`` over the whole search
-    of a clip of ``duration`` seconds."""
+    of a clip of ``duration`` seconds (over the nominal search alone if ``nominal``)."""
     q = 0.5 * _erfc(np.asarray(z, np.float64) / math.sqrt(2.0))
-    n_eff = scheme.n_effective(duration)
+    n_eff = scheme.n_effective(duration, nominal)
     return -np.expm1(n_eff * np.log1p(-np.minimum(q, 1 - 1e-16)))
+
+
+def two_stage_false_alarm(z_full, z_nominal, duration: float, scheme: Scheme = SCHEME):
+    """False-alarm probability of a clip searched in two stages, and the stage that won.
+
+    The nominal search (tempo 1, no band shift) is a small part of the full one, so
+    its maximum needs a lower ``z`` to reach the same probability. Both are tested,
+    each at half the budget: ``2 * min(p_full, p_nominal)``, a union bound (valid
+    whatever the dependence between the two, conservative by at most a factor 2).
+    Returns ``(false_alarm, nominal_won)``.
+    """
+    p_full = float(false_alarm(z_full, duration, scheme))
+    if not scheme.nominal_tests or z_nominal is None:
+        return p_full, False
+    p_nom = float(false_alarm(z_nominal, duration, scheme, nominal=True))
+    return min(1.0, 2.0 * min(p_full, p_nom)), p_nom < p_full
 
 
 class _Tables:
@@ -163,7 +187,7 @@ def _search(feat, key, scheme):
     fold = np.empty((T, feat.shape[1]))
     counts = np.empty(T)
     boxes = np.empty_like(fold)
-    best = None
+    best = nominal = None
     for scale in scheme.time_scales:
         _kernels.rescale_fold(feat, scale, T, fold, counts)
         total = counts.sum()
@@ -183,6 +207,14 @@ def _search(feat, key, scheme):
         if best is None or zmax > best["z"]:
             best = dict(z=zmax, policy=int(p), shift=int(s), offset=int(o), scale=scale,
                         boxes=boxes.copy(), per_policy=z.max(axis=(1, 2)))
+        if scale == 1.0 and nominal is None:  # the nominal hypotheses: no shift either
+            zn = z[:, scheme.max_shift, :]
+            p, o = np.unravel_index(int(np.argmax(zn)), zn.shape)
+            nominal = dict(z=float(zn[p, o]), policy=int(p), shift=scheme.max_shift,
+                           offset=int(o), scale=scale,
+                           boxes=best["boxes"] if best["scale"] == scale else boxes.copy(),
+                           per_policy=zn.max(axis=1))
+    best["nominal"] = nominal
     return best
 
 
@@ -218,7 +250,11 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
                          reason="silent")
     feat = features(x16, scheme)
     best = _search(feat, key, scheme)
-    fa = float(false_alarm(best["z"], duration, scheme))
+    nominal = best["nominal"]
+    fa, nominal_won = two_stage_false_alarm(best["z"], nominal and nominal["z"], duration, scheme)
+    score = best["z"]
+    if nominal_won:  # report (and decode) the hypothesis that carried the verdict
+        best = nominal
     marked = fa <= threshold
     policy = owner = None
     if marked:
@@ -235,10 +271,11 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
     if not marked:  # a location is only meaningful for a mark
         where = dict(offset=None, tempo=None, pitch=None)
     return Detection(
-        marked, fa, policy, owner, best["z"], **where,
+        marked, fa, policy, owner, score, **where,
         duration=duration, key=kname,
         candidates={policy_from_code(i).name: float(v) for i, v in enumerate(best["per_policy"])},
         _soft=soft, _policy_code=best["policy"],
+        nominal_score=None if nominal is None else nominal["z"],
     )
 
 

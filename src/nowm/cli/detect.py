@@ -86,6 +86,13 @@ def _verdict(rec) -> str:
         owner = "owner unknown" if rec["owner"] is None else f"owner {rec['owner']}"
         return (f"{rec['path']}: MARKED {rec['policy']} ({owner}); false-alarm probability "
                 f"{fa:.1e}, {rec['duration']:.1f} s")
+    if rec.get("reason") == "too-short":
+        from ..detection import MIN_DETECT_SECONDS
+
+        return (f"{rec['path']}: too short to judge ({rec['duration']:.1f} s; the detector needs "
+                f"at least {MIN_DETECT_SECONDS:g} s, and 3 s or more for a reliable verdict)")
+    if rec.get("reason") == "silent":
+        return f"{rec['path']}: digital silence, nothing to judge ({rec['duration']:.1f} s)"
     why = f" ({rec['reason']})" if rec.get("reason") else ""
     fa_txt = "n/a" if fa is None else f"{fa:.2g}"
     return f"{rec['path']}: not marked{why}; false-alarm probability of best match {fa_txt}, {rec['duration']:.1f} s"
