@@ -112,25 +112,21 @@ def timed(fn, repeats: int) -> dict:
     return {"wall_s": min(walls), "cpu_s": min(cpus), "walls": walls, "cpus": cpus}
 
 
-def child_env(bytecode: bool = True) -> dict:
-    """Environment of child processes: this nowm on PYTHONPATH; Python's bytecode
-    cache on (as for any pip-installed package, which pip byte-compiles) unless
-    ``bytecode`` is False."""
+def child_env() -> dict:
+    """Environment of child processes: this nowm on PYTHONPATH, and Python's bytecode
+    cache on (the warm-up run writes nowm's .pyc files, as pip does at install time)."""
     env = dict(os.environ)
     src = str(Path(nowm.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    if bytecode:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-    else:
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def wall_of(cmd: list[str], runs: int, *, bytecode: bool = True) -> dict:
+def wall_of(cmd: list[str], runs: int) -> dict:
     """Median wall (and CPU) time of ``runs`` runs of ``cmd`` after one warm-up run."""
     import resource
 
-    env = child_env(bytecode)
+    env = child_env()
     warm = subprocess.run(cmd, env=env, capture_output=True, text=True)
     walls, cpus = [], []
     for _ in range(runs):
@@ -280,10 +276,6 @@ def main(argv=None) -> int:
         if args.quick:
             commands = {k: v for k, v in commands.items() if k.startswith("python -m")}
         res["startup"] = {name: wall_of(cmd, args.startup_runs) for name, cmd in commands.items()}
-        # the same without Python's bytecode cache: every nowm module compiled from
-        # source on each run (what PYTHONDONTWRITEBYTECODE=1 in the environment does)
-        res["startup"]["python -m nowm detect clip.wav, PYTHONDONTWRITEBYTECODE=1"] = wall_of(
-            commands["python -m nowm detect clip.wav"], args.startup_runs, bytecode=False)
         if script and "nowm detect clip.wav" in res["startup"]:
             res["startup"]["nowm detect clip.wav"]["script"] = script
 
@@ -396,15 +388,15 @@ def write_markdown(path: Path, res: dict, config: dict, info: dict, elapsed: flo
               "", "| command | median wall | median CPU | exit | DESIGN target | |",
               "|---|---|---|---|---|---|"]
     for cmd, v in res["startup"].items():
-        target = "< 1 s" if "detect" in cmd and "BYTECODE" not in cmd else ""
+        target = "< 1 s" if "detect" in cmd else ""
         verdict = "" if not target else _pf(v["median_s"] < 1.0)
         lines.append(f"| `{cmd}` | {v['median_s']:.2f} s | {v['median_cpu_s']:.2f} s | {v['exit']} "
                      f"| {target} | {verdict} |")
-    lines += ["", "Children run with Python's bytecode cache on, as an installed package is "
-              "byte-compiled by pip; the last row turns it off (`PYTHONDONTWRITEBYTECODE=1`, "
-              "set in this sandbox's environment), so nowm's own modules are compiled from "
-              "source on every run. The `nowm` command sets numba up without its BLAS probe "
-              "(`nowm.cli._start_numba`), which would import scipy.linalg."]
+    lines += ["", "Children run with the thread limits above and Python's bytecode cache on "
+              "(`PYTHONDONTWRITEBYTECODE` removed from their environment: the warm-up run writes "
+              "nowm's .pyc files, as pip does at install time). The `nowm` command sets numba "
+              "up without its BLAS probe (`nowm.cli._start_numba`), which would import "
+              "scipy.linalg."]
     script = res["startup"].get("nowm detect clip.wav", {}).get("script")
     if script:
         lines += ["", f"`nowm` is `{script}` on this machine"

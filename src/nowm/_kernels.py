@@ -12,15 +12,27 @@ _JIT = dict(cache=True, nogil=True)
 
 
 @njit(**_JIT)
-def band_energy(power, starts, stops, weights, floor, out):
-    """``out[t, j] = log(sum_k weights[j, k] * power[t, starts[j] + k] + floor)``."""
-    n_frames = power.shape[0]
+def band_energy(spec, starts, stops, weights, rel_floor, out):
+    """``out[t, j] = log(sum_k weights[j, k] * |spec[t, starts[j] + k]|**2 + floor)``,
+    with ``floor = rel_floor`` times the mean power of ``spec`` (so digital silence
+    gives a finite value)."""
+    n_frames, n_bins = spec.shape
     n_bands = starts.shape[0]
+    total = 0.0
     for t in range(n_frames):
+        for k in range(n_bins):
+            v = spec[t, k]
+            total += v.real * v.real + v.imag * v.imag
+    floor = rel_floor * max(total / max(n_frames * n_bins, 1), 1e-20)
+    power = np.empty(n_bins)
+    for t in range(n_frames):
+        for k in range(n_bins):
+            v = spec[t, k]
+            power[k] = v.real * v.real + v.imag * v.imag
         for j in range(n_bands):
             acc = 0.0
             for k in range(starts[j], stops[j]):
-                acc += weights[j, k - starts[j]] * power[t, k]
+                acc += weights[j, k - starts[j]] * power[k]
             out[t, j] = np.log(acc + floor)
 
 

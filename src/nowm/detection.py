@@ -159,11 +159,9 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
     n_fft, hop = scheme.n_fft, scheme.hop
     t1 = (len(x16) - 1) // hop + 1
     spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop, _stft.hann(n_fft)))
-    power = spec.real ** 2 + spec.imag ** 2
     starts, stops, weights = band_weights_cached(scheme)
-    floor = _FLOOR * max(float(power.mean()), 1e-20) * n_fft / 32
     logs = np.empty((t1, len(starts)))
-    _kernels.band_energy(power, starts, stops, weights, floor, logs)
+    _kernels.band_energy(spec, starts, stops, weights, _FLOOR * n_fft / 32, logs)
     out = np.empty_like(logs)
     _kernels.whiten(logs, scheme.tile_frames, scheme.steps, scheme.feature_clip,
                      scheme.norm_frames, out)
