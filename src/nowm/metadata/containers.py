@@ -276,15 +276,23 @@ def write_id3(path: str, pol, owner: int):
     return notes, True
 
 
-def write_vorbis(path: str, container: str, pol, owner: int):
-    """Write nowm's Vorbis comments into ``path``; ``(notes, written)``."""
-    cls = _vorbis_class(container)
+def _open_for_tags(cls, path: str, label: str):
+    """``(mutagen file with a tag block, None)``, or ``(None, failure)`` when
+    ``path`` cannot be parsed, ``failure`` being the ``(notes, written)`` to return."""
     try:
         audio = cls(path)
     except Exception as exc:
-        return [f"{container} tags not written: unreadable ({type(exc).__name__}: {exc})"], False
+        return None, ([f"{label} tags not written: unreadable ({type(exc).__name__}: {exc})"], False)
     if audio.tags is None:
         audio.add_tags()
+    return audio, None
+
+
+def write_vorbis(path: str, container: str, pol, owner: int):
+    """Write nowm's Vorbis comments into ``path``; ``(notes, written)``."""
+    audio, failure = _open_for_tags(_vorbis_class(container), path, container)
+    if failure:
+        return failure
     tags = audio.tags
     tags["COPYRIGHT"] = V.merge_values(tags.get("COPYRIGHT", []), V.notice(pol))
     tags["LICENSE"] = V.merge_values(tags.get("LICENSE", []), V.terms(pol, owner))
@@ -303,12 +311,9 @@ def write_mp4(path: str, pol, owner: int):
     """Write nowm's MP4 atoms and XMP box into ``path``; ``(notes, written)``."""
     from mutagen.mp4 import MP4, MP4FreeForm
 
-    try:
-        audio = MP4(path)
-    except Exception as exc:
-        return [f"M4A tags not written: unreadable ({type(exc).__name__}: {exc})"], False
-    if audio.tags is None:
-        audio.add_tags()
+    audio, failure = _open_for_tags(MP4, path, "M4A")
+    if failure:
+        return failure
     tags = audio.tags
     tags["cprt"] = V.merge_values([str(v) for v in tags.get("cprt", [])], V.notice(pol))
     tags[_MP4_FREEFORM + "DATAMINING"] = [MP4FreeForm(pol.iptc_uri.encode("utf-8"))]
