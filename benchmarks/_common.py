@@ -68,6 +68,31 @@ def sample_tracks() -> list[corpus.Track]:
                          info.samplerate, info.channels, "Max McCracken")]
 
 
+def new_parser(doc: str) -> argparse.ArgumentParser:
+    """Argument parser of a benchmark script, described by its docstring's first line."""
+    return argparse.ArgumentParser(description=doc.splitlines()[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_shared_args(parser: argparse.ArgumentParser, *, seed: int, quick: str,
+                    jobs: int | None = None) -> None:
+    """The options every full benchmark takes: ``--seed``, ``--jobs`` (when it runs
+    worker processes), ``--out-dir``, ``--quick`` (described by ``quick``) and ``--source``."""
+    parser.add_argument("--seed", type=int, default=seed)
+    if jobs is not None:
+        parser.add_argument("--jobs", type=int, default=jobs,
+                            help=f"worker processes (default {jobs})")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    add_source_args(parser)
+
+
+def begin(args) -> tuple[float, dict, str, list]:
+    """Start of a run: ``(perf_counter at start, run_info(), source, tracks)``."""
+    t_start = time.perf_counter()
+    return (t_start, run_info()) + music_tracks(args.source)
+
+
 def add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source", choices=("corpus", "sample", "auto"), default="corpus",

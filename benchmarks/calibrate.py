@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     lengths = (1.5, 3.0, 5.0, 10.0, 20.0, 30.0)
     rows = null_scores(tracks, args.per_track, lengths, rng, scheme)
-    lines = [f"# calibration of Scheme.effective_tests on unmarked real music",
+    lines = ["# calibration of Scheme.effective_tests and nominal_tests on unmarked real music",
              f"# {len(tracks)} tracks, {args.per_track} clips per track and length, seed {args.seed}, "
              f"{time.time() - t0:.0f} s", f"# hypotheses searched: {scheme.n_hypotheses}"]
     for name, col in (("effective_tests", 2), ("nominal_tests", 3)):

@@ -27,7 +27,6 @@ Output: ``false_alarms.md``, ``false_alarms.json`` and ``false_alarms.png`` in
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -280,20 +279,15 @@ def write_plot(path, grouped_fa: dict, groups: dict, threshold: float):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _common.new_parser(__doc__)
     ap.add_argument("--clips", type=int, default=10200, help="music clips in all (default 10200)")
     ap.add_argument("--lengths", type=float, nargs="+", default=[3.0, 10.0])
     ap.add_argument("--tracks", type=int, default=0,
                     help="use a seeded random subset of this many tracks (default 0: all)")
     ap.add_argument("--speech", type=int, default=200, help="espeak-ng passages (0: none)")
     ap.add_argument("--threshold", type=float, default=1e-6)
-    ap.add_argument("--seed", type=int, default=20260302)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out-dir", type=Path, default=_common.RESULTS)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 8 clips from 2 tracks, no speech")
-    _common.add_source_args(ap)
+    _common.add_shared_args(ap, seed=20260302, jobs=2,
+                            quick="smoke test: 8 clips from 2 tracks, no speech")
     args = ap.parse_args(argv)
     if args.quick:
         args.clips, args.speech, args.tracks = 8, 0, 2
@@ -303,9 +297,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    t_start = time.perf_counter()
-    info = _common.run_info()
-    source, tracks = _common.music_tracks(args.source)
+    t_start, info, source, tracks = _common.begin(args)
     if 0 < args.tracks < len(tracks):
         pick = np.random.default_rng([args.seed, 1]).choice(len(tracks), args.tracks,
                                                              replace=False)

@@ -43,7 +43,6 @@ Output: ``robustness.md`` (table), ``robustness.json`` (raw counts),
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import shutil
@@ -500,8 +499,7 @@ def write_heatmap(path: Path, cells, attack_names, lengths):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _common.new_parser(__doc__)
     ap.add_argument("--excerpts", type=int, default=48, help="excerpts (distinct tracks)")
     ap.add_argument("--length", type=float, default=20.0, help="excerpt length, s (default 20)")
     ap.add_argument("--clips", type=int, default=10,
@@ -517,13 +515,9 @@ def parse_args(argv):
     ap.add_argument("--strength", type=float, default=None,
                     help="embedding strength (default: nowm.embed's default)")
     ap.add_argument("--threshold", type=float, default=1e-6, help="false-alarm threshold")
-    ap.add_argument("--seed", type=int, default=20260301)
-    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    ap.add_argument("--out-dir", type=Path, default=_common.RESULTS)
     ap.add_argument("--fresh", action="store_true", help="ignore saved partial results")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 2 excerpts of 11 s, 1 clip per attack and length")
-    _common.add_source_args(ap)
+    _common.add_shared_args(ap, seed=20260301, jobs=2,
+                            quick="smoke test: 2 excerpts of 11 s, 1 clip per attack and length")
     args = ap.parse_args(argv)
     if args.quick:
         args.excerpts, args.length, args.clips = 2, 11.0, 1
@@ -542,9 +536,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    t_start = time.perf_counter()
-    info = _common.run_info()
-    source, tracks = _common.music_tracks(args.source)
+    t_start, info, source, tracks = _common.begin(args)
     default_strength = inspect.signature(nowm.embed).parameters["strength"].default
     config = {
         "source": source, "excerpts": args.excerpts, "length": args.length, "clips": args.clips,

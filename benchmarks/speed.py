@@ -34,7 +34,6 @@ Output: ``speed.md`` and ``speed.json`` in ``--out-dir`` (default ``benchmarks/r
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -183,22 +182,18 @@ def child_run(what: str, src: Path | str = "-", dst: Path | str = "-") -> dict:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _common.new_parser(__doc__)
     ap.add_argument("--embed-seconds", type=float, default=180.0)
     ap.add_argument("--batch-clips", type=int, default=200)
     ap.add_argument("--long-seconds", type=float, default=7200.0,
                     help="length of the memory test file (0: skip the memory test)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--startup-runs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=20260303)
     ap.add_argument("--tmp-dir", type=Path, default=None,
                     help="folder for the test files (default: the system's temp folder)")
-    ap.add_argument("--out-dir", type=Path, default=_common.RESULTS)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 12 s file, 4 clips, 20 s long file, 1 run each, "
-                         "fewer child processes")
-    _common.add_source_args(ap)
+    _common.add_shared_args(ap, seed=20260303,
+                            quick="smoke test: 12 s file, 4 clips, 20 s long file, 1 run each, "
+                                  "fewer child processes")
     args = ap.parse_args(argv)
     if args.quick:
         args.embed_seconds, args.batch_clips, args.long_seconds = 12.0, 4, 20.0
@@ -209,9 +204,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    t_start = time.perf_counter()
-    info = _common.run_info()
-    source, tracks = _common.music_tracks(args.source)
+    t_start, info, source, tracks = _common.begin(args)
     rng = np.random.default_rng(args.seed)
     warnings.simplefilter("ignore")
     res: dict = {}
