@@ -61,6 +61,8 @@ def _start_numba():
         from numba.core.registry import cpu_target
 
         cpu_target.target_context.refresh()
+    except Exception:  # a numba that sets up differently: leave it to the first kernel call
+        pass
     finally:
         if sys.modules.get("scipy.linalg", 0) is None:
             del sys.modules["scipy.linalg"]
