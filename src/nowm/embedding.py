@@ -252,10 +252,18 @@ def embed(y, sr, *, policy=DEFAULT_POLICY, owner=0, key=None, strength=1.0,
             f"audio is {duration:.1f} s long: the policy {pol.name!r} is embedded, but the "
             f"owner id needs about {OWNER_SECONDS:.0f} s of audio to be recovered",
             NowmWarning, stacklevel=2)
-    yf = audio.as_float2d(y)
-    limit = max(1.0, float(np.abs(yf).max())) if y.dtype.kind == "f" else 1.0
-    if y.dtype.kind in "iu":
-        limit -= 1.0 / audio.full_scale(y.dtype)  # the largest positive integer
     chips = _layers(key, pol.code, owner, scheme)
-    out = embed_block(yf, sr, 0, chips, depth, limit, scheme)
+    y2 = y.reshape(len(y), -1)
+    if y.dtype.kind == "i":  # raw samples in, requantised in one pass (as embed_file does)
+        fs = audio.full_scale(y.dtype)
+        w = watermark_block(y2, 1.0 / fs, sr, 0, chips, depth, 1.0 - 1.0 / fs, scheme)
+        out = np.empty_like(y2)
+        _kernels.mix_out(y2, 1.0 / fs, w, 0, len(y2), float(fs), 1.0, out, np.zeros(2))
+        return out.reshape(y.shape)
+    if y.dtype.kind == "f":
+        limit = max(1.0, float(y2.max()), -float(y2.min()))
+        w = watermark_block(y2, 1.0, sr, 0, chips, depth, limit, scheme)
+        return (y2 + w[:, None]).astype(y.dtype).reshape(y.shape)
+    yf = audio.as_float2d(y)  # unsigned integers: centred first
+    out = embed_block(yf, sr, 0, chips, depth, 1.0 - 1.0 / audio.full_scale(y.dtype), scheme)
     return audio.from_float2d(out, y)
