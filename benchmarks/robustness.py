@@ -480,7 +480,7 @@ def write_heatmap(path: Path, cells, attack_names, lengths):
                 continue
             target, _ = _target(metric, a, L)
             mark = "" if target is None else (" ✓" if data[i, j] >= target else " ✗")
-            ax.text(j, i, f"{100 * data[i, j]:.1f}%{mark}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{round(100 * data[i, j], 9):.1f}%{mark}", ha="center", va="center", fontsize=8,
                     color="white" if data[i, j] < 0.5 else "black",
                     fontweight="bold" if target is not None else "normal")
     ax.set_xticks(range(len(cols)), [f"{m} {L:g} s" for m, L in cols])
