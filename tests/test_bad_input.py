@@ -203,7 +203,7 @@ def test_cli_numba_start_skips_blas_probe_and_restores_scipy():
     code = ("import sys, numpy as np; from nowm.cli import _start_numba; _start_numba(); "
             "import numba.np.arraymath as am; print(am._HAVE_BLAS, 'scipy.linalg' in sys.modules); "
             "import scipy.linalg.cython_blas; from nowm import _kernels; o = np.empty(3); "
-            "print(_kernels.downmix(np.ones((3, 2)), 0.5, o))")
+            "print(_kernels.downmix(np.ones((3, 2)), 0.5, 4, o)[0])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False", "1.5"]

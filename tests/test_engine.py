@@ -237,14 +237,20 @@ def test_masking_kernel_matches_its_definition(rng):
     assert (wm > cap).any() and (wm <= cap).any()  # both branches exercised
 
 
-def test_downmix_scan_peak_and_silence():
+def test_downmix_peak_silence_and_nan():
     from nowm import _kernels
 
     y = np.array([[0, 0], [0, 0], [0, 0], [3, -5], [0, 0], [1, 1]], np.int16)
     out = np.empty(len(y))
-    peak, silent = _kernels.downmix_scan(y, 0.5, 3, out)
-    assert peak == 2.5 and silent and out[3] == -0.5
-    assert not _kernels.downmix_scan(y, 0.5, 4, out)[1]
+    total, peak, silent = _kernels.downmix(y, 0.5, 3, out)
+    assert peak == 2.5 and silent and out[3] == -0.5 and total == 0.0
+    assert not _kernels.downmix(y, 0.5, 4, out)[2]
+    yf = np.ones((4, 2))
+    yf[2, 1] = np.nan
+    assert not np.isfinite(_kernels.downmix(yf, 1.0, 5, np.empty(4))[0])
+    plain = np.empty(len(y))  # the plain downmix of detection: same samples, no scan
+    assert _kernels.downmix(y, 0.5, 0, plain) == (0.0, 0.0, False) and np.array_equal(plain, out)
+    assert not np.isfinite(_kernels.downmix(yf, 1.0, 0, np.empty(4))[0])
 
 
 def test_two_stage_false_alarm_union_bound():

@@ -294,36 +294,31 @@ def silence_ramp(y, min_run, ramp, out):
 
 
 @njit(**_JIT)
-def downmix(y, scale, out):
+def downmix(y, scale, min_run, out):
     """``out[i] = scale * mean(y[i, :])``: the mono downmix of raw samples.
 
-    Returns the sum of ``out``, which is finite exactly when every sample is
-    (a free check for NaN and infinity in float input).
+    Returns ``(total, peak, silent)``: the sum of ``out``, finite exactly when every
+    sample is (a free check for NaN and infinity in float input); with
+    ``min_run > 0`` also the host's peak ``max |y| * |scale|`` and whether it holds
+    a run of at least ``min_run`` all-zero frames (digital silence), so the
+    embedder can skip the limiter and the silence fade when they cannot act
+    (``min_run <= 0``: a plain downmix, twice as fast; peak 0, not silent).
     """
     n, n_ch = y.shape
     f = scale / n_ch
     total = 0.0
-    for i in range(n):
-        acc = 0.0
-        for c in range(n_ch):
-            acc += y[i, c]
-        v = acc * f
-        out[i] = v
-        total += v
-    return total
-
-
-@njit(**_JIT)
-def downmix_scan(y, scale, min_run, out):
-    """:func:`downmix` that also returns the host's peak ``max |y| * scale`` and
-    whether it holds a run of at least ``min_run`` all-zero frames (digital
-    silence), so the embedder can skip the limiter and the silence fade when
-    they cannot act."""
-    n, n_ch = y.shape
-    f = scale / n_ch
     peak = 0.0
     run = 0
     silent = False
+    if min_run <= 0:
+        for i in range(n):
+            acc = 0.0
+            for c in range(n_ch):
+                acc += y[i, c]
+            v = acc * f
+            out[i] = v
+            total += v
+        return total, peak, silent
     for i in range(n):
         acc = 0.0
         zero = True
@@ -335,14 +330,16 @@ def downmix_scan(y, scale, min_run, out):
                 peak = a
             if v != 0:
                 zero = False
-        out[i] = acc * f
+        v = acc * f
+        out[i] = v
+        total += v
         if zero:
             run += 1
             if run >= min_run:
                 silent = True
         else:
             run = 0
-    return peak * abs(scale), silent
+    return total, peak * abs(scale), silent
 
 
 @njit(**_JIT)

@@ -93,7 +93,7 @@ def to_mono(yf: np.ndarray) -> np.ndarray:
     from . import _kernels  # numpy's mean over a short axis is 10x slower
 
     out = np.empty(len(yf))
-    _kernels.downmix(yf, 1.0, out)
+    _kernels.downmix(yf, 1.0, 0, out)
     return out
 
 

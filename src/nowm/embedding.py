@@ -162,7 +162,7 @@ def watermark_block(y: np.ndarray, scale: float, sr: int, start: int, chips: np.
     start16 = start // native_unit * unit16
     mono = np.empty(len(y))
     min_run = max(1, int(_SILENCE_RUN * sr))
-    peak, silent = _kernels.downmix_scan(y, float(scale), min_run, mono)
+    _, peak, silent = _kernels.downmix(y, float(scale), min_run, mono)
     x16 = audio.resample(mono, sr, scheme.sr)
     w16 = watermark16(x16, start16, chips, depth, scheme)
     w = audio.resample(w16, scheme.sr, sr)

@@ -129,9 +129,9 @@ def _blocks(f, block: int, margin: int, dtype):
         nxt = ahead
 
 
-def _read(f, n, dtype, label=None):
+def _read(f, n, dtype, label=None, check: bool = True):
     """Read up to ``n`` frames as ``(frames, channels)`` ``dtype``; errors name ``label``
-    (default: the file's name)."""
+    (default: the file's name). ``check``: refuse NaN and infinity in float files."""
     import soundfile as sf
 
     label = f.name if label is None else label
@@ -139,7 +139,7 @@ def _read(f, n, dtype, label=None):
         data = f.read(n, dtype=dtype, always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioFormatError(f"{label}: corrupt or truncated audio ({exc})") from None
-    if data.dtype.kind == "f" and _float_source(f) and not np.isfinite(data).all():
+    if check and data.dtype.kind == "f" and _float_source(f) and not np.isfinite(data).all():
         raise _nonfinite(label)
     return data
 
@@ -154,16 +154,11 @@ def read_mono(f, n, label=None) -> np.ndarray:
     Integer PCM is read raw and downmixed by a kernel, which also checks for NaN and
     infinity on the way: ten times faster than letting libsndfile convert to float.
     """
-    import soundfile as sf
-
     label = f.name if label is None else label
     dtype, scale = _raw_dtype(getattr(f, "subtype", ""), "float32")
-    try:
-        data = f.read(n, dtype=dtype, always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioFormatError(f"{label}: corrupt or truncated audio ({exc})") from None
+    data = _read(f, n, dtype, label, check=False)
     mono = np.empty(len(data))
-    if not np.isfinite(_kernels.downmix(data, scale, mono)):
+    if not np.isfinite(_kernels.downmix(data, scale, 0, mono)[0]):
         raise _nonfinite(label)
     return mono
 
