@@ -251,6 +251,61 @@ def test_downmix_peak_silence_and_nan():
     plain = np.empty(len(y))  # the plain downmix of detection: same samples, no scan
     assert _kernels.downmix(y, 0.5, 0, plain) == (0.0, 0.0, False) and np.array_equal(plain, out)
     assert not np.isfinite(_kernels.downmix(yf, 1.0, 0, np.empty(4))[0])
+    for layout in (np.asfortranarray(y), np.repeat(y, 2, axis=1)[:, ::2]):  # any memory layout
+        assert _kernels.downmix(layout, 0.5, 3, plain) == (total, peak, silent)
+        assert np.array_equal(plain, out)
+
+
+def test_limiter_gain_matches_its_definition(rng):
+    from nowm import _kernels
+
+    def definition(y, w, limit, release):
+        raw = np.ones(len(y))
+        for i in range(len(y)):
+            for h in y[i]:
+                s = h + w[i]
+                if w[i] != 0 and abs(s) > limit:
+                    room = limit - abs(h) if s * w[i] > 0 else limit + abs(h)
+                    raw[i] = min(raw[i], max(0.0, room / abs(w[i])))
+        n, half = len(y), max(1, release // 2)
+        m = np.array([raw[max(0, i - release):i + release + 1].min() for i in range(n)])
+        avg = np.array([m[max(0, i - half):min(n, i + half + 1)].mean() for i in range(n)])
+        return np.minimum(avg, raw)
+
+    limited = 0
+    for _ in range(20):
+        n, ch = int(rng.integers(50, 2000)), int(rng.integers(1, 3))
+        y = np.clip(rng.normal(0, 0.45, (n, ch)), -1, 1)
+        w = rng.normal(0, 0.05, n) * (rng.random(n) < 0.9)
+        release = int(rng.integers(1, 40))
+        g = np.empty(n)
+        _kernels.limit_gain(y, 1.0, w, 0.99, release, g)
+        np.testing.assert_allclose(g, definition(y, w, 0.99, release), rtol=0, atol=1e-12)
+        assert (np.abs(y + (g * w)[:, None]) <= np.maximum(0.99, np.abs(y)) + 1e-12).all()
+        limited += int((g < 1).sum())
+    assert limited > 0
+
+
+def test_stft_kernels_match_numpy(rng):
+    from nowm import _stft
+
+    x = rng.normal(size=3000)
+    n_fft, hop = 512, 256
+    win = _stft.sqrt_hann(n_fft)
+    for start in (0, 512, 1000):
+        t0, t1 = _stft.frame_range(start, len(x), n_fft, hop)
+        fr = _stft.windowed_frames(x, start, t0, t1, n_fft, hop, win)
+        np.testing.assert_array_equal(fr, _stft.frames(x, start, t0, t1, n_fft, hop, win))
+        want = np.zeros(len(x))  # overlap-add written out, samples outside dropped
+        for t in range(t0, t1):
+            for k in range(n_fft):
+                i = t * hop - n_fft // 2 + k - start
+                if 0 <= i < len(x):
+                    want[i] += fr[t - t0, k] * win[k]
+        np.testing.assert_allclose(_stft.overlap_add(fr, start, t0, len(x), hop, win), want,
+                                   atol=1e-12)
+        inner = slice(n_fft, len(x) - n_fft)  # sqrt-Hann pair at 50 %: perfect reconstruction
+        np.testing.assert_allclose(want[inner], x[inner], atol=1e-12)
 
 
 def test_two_stage_false_alarm_union_bound():

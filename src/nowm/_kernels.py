@@ -175,28 +175,77 @@ def data_soft(boxes, offset, shift, steps, max_shift, tile, data_pn, data_bit, o
 
 
 @njit(**_JIT)
-def chip_field(amp, starts, stops, weights, n_bins, out):
-    """Per-frame, per-bin modulation ``out[t, k] = sum_b amp[t, b] * w[b, k]``."""
-    n_frames = amp.shape[0]
+def tile_power(spec, lead, tile_frames, starts, stops, weights, out, total):
+    """Band powers and whole-spectrum power of each tile, summed over its frames.
+
+    Frame ``t`` of ``spec`` (n_frames, n_bins) belongs to tile ``(t + lead) //
+    tile_frames``; ``out[u, j] = sum_t sum_k weights[j, k] * |spec[t, starts[j] + k]|**2``
+    over the frames of tile ``u``, and ``total[u]`` the same over every bin.
+    """
+    n_frames, n_bins = spec.shape
     n_bands = starts.shape[0]
+    out[:] = 0.0
+    total[:] = 0.0
+    power = np.empty(n_bins)
     for t in range(n_frames):
+        u = (t + lead) // tile_frames
+        s = 0.0
         for k in range(n_bins):
-            out[t, k] = 0.0
-        for b in range(n_bands):
-            a = amp[t, b]
-            for k in range(starts[b], stops[b]):
-                out[t, k] += a * weights[b, k - starts[b]]
+            v = spec[t, k]
+            p = v.real * v.real + v.imag * v.imag
+            power[k] = p
+            s += p
+        total[u] += s
+        for j in range(n_bands):
+            acc = 0.0
+            for k in range(starts[j], stops[j]):
+                acc += weights[j, k - starts[j]] * power[k]
+            out[u, j] += acc
 
 
 @njit(**_JIT)
-def band_power(power, starts, stops, weights, out):
-    """``out[t, j] = sum_k weights[j, k] * power[t, starts[j] + k]`` (linear, no log)."""
-    for t in range(power.shape[0]):
-        for j in range(starts.shape[0]):
-            acc = 0.0
-            for k in range(starts[j], stops[j]):
-                acc += weights[j, k - starts[j]] * power[t, k]
-            out[t, j] = acc
+def modulate(spec, amp, lead, tile_frames, starts, stops, weights):
+    """In place: ``spec[t, k] *= sum_b amp[u, b] * weights[b, k - starts[b]]``, with
+    ``u = (t + lead) // tile_frames`` the tile of frame ``t`` (0 outside every band)."""
+    n_frames, n_bins = spec.shape
+    n_bands = starts.shape[0]
+    field = np.empty(n_bins)
+    for t in range(n_frames):
+        u = (t + lead) // tile_frames
+        for k in range(n_bins):
+            field[k] = 0.0
+        for b in range(n_bands):
+            a = amp[u, b]
+            for k in range(starts[b], stops[b]):
+                field[k] += a * weights[b, k - starts[b]]
+        for k in range(n_bins):
+            spec[t, k] *= field[k]
+
+
+@njit(**_JIT)
+def frames_windowed(x, lo, hop, win, out):
+    """``out[t, k] = x[lo + t * hop + k] * win[k]``, zero where the index is outside ``x``."""
+    n_frames, n_fft = out.shape
+    n = x.shape[0]
+    for t in range(n_frames):
+        b = lo + t * hop
+        for k in range(n_fft):
+            i = b + k
+            out[t, k] = x[i] * win[k] if 0 <= i < n else 0.0
+
+
+@njit(**_JIT)
+def overlap_add(fr, lo, hop, win, out):
+    """``out[lo + t * hop + k] += fr[t, k] * win[k]`` wherever the index is inside
+    ``out``, which is zeroed first."""
+    n_frames, n_fft = fr.shape
+    n = out.shape[0]
+    for i in range(n):
+        out[i] = 0.0
+    for t in range(n_frames):
+        b = lo + t * hop
+        for k in range(max(0, -b), min(n_fft, n - b)):
+            out[b + k] += fr[t, k] * win[k]
 
 
 @njit(**_JIT)
@@ -293,7 +342,7 @@ def silence_ramp(y, min_run, ramp, out):
         out[i] = min(1.0, d / ramp) if ramp > 0 else (0.0 if d == 0 else 1.0)
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def downmix(y, scale, min_run, out):
     """``out[i] = scale * mean(y[i, :])``: the mono downmix of raw samples.
 
@@ -302,77 +351,83 @@ def downmix(y, scale, min_run, out):
     ``min_run > 0`` also the host's peak ``max |y| * |scale|`` and whether it holds
     a run of at least ``min_run`` all-zero frames (digital silence), so the
     embedder can skip the limiter and the silence fade when they cannot act
-    (``min_run <= 0``: a plain downmix, twice as fast; peak 0, not silent).
+    (``min_run <= 0``: a plain downmix, about twice as fast; peak 0, not silent).
+    Sums may be reassociated (vectorised); a NaN or infinity still makes
+    ``total`` non-finite.
     """
     n, n_ch = y.shape
     f = scale / n_ch
     total = 0.0
-    peak = 0.0
-    run = 0
-    silent = False
-    if min_run <= 0:
-        for i in range(n):
-            acc = 0.0
-            for c in range(n_ch):
-                acc += y[i, c]
-            v = acc * f
-            out[i] = v
-            total += v
-        return total, peak, silent
     for i in range(n):
         acc = 0.0
-        zero = True
         for c in range(n_ch):
-            v = y[i, c]
-            acc += v
-            a = abs(v)
-            if a > peak:
-                peak = a
-            if v != 0:
-                zero = False
+            acc += y[i, c]
         v = acc * f
         out[i] = v
         total += v
-        if zero:
-            run += 1
-            if run >= min_run:
-                silent = True
-        else:
+    if min_run <= 0 or n == 0:
+        return total, 0.0, False
+    flat = y.ravel()  # a view when C-contiguous; separate passes vectorise, one fused loop does not
+    hi = flat[0]
+    lo = hi
+    for i in range(flat.shape[0]):
+        hi = max(hi, flat[i])
+        lo = min(lo, flat[i])
+    silent = False
+    run = 0
+    for i in range(n):  # early exit on the first non-zero sample of a frame
+        zero = True
+        for c in range(n_ch):
+            if y[i, c] != 0:
+                zero = False
+                break
+        if not zero:
             run = 0
+            continue
+        run += 1
+        if run >= min_run:
+            silent = True
+            break
+    peak = max(abs(float(hi)), abs(float(lo)))
     return total, peak * abs(scale), silent
 
 
-@njit(**_JIT)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def mix_out(y, scale, w, lo, hi, q, out_scale, out, sums):
     """Write the marked samples ``y[lo:hi] * scale + w[lo:hi]`` into ``out``.
 
-    ``y`` holds raw samples (integers or floats) that ``scale`` turns into
-    [-1, 1] units. With ``q > 0`` the result is requantised to ``q`` steps per
-    unit (``q = 2**(bits - 1)``, clipped to the integer range) and stored as
-    ``round(v * q) * out_scale``; with ``q == 0`` it is stored as is. ``sums``
-    receives the host energy and the energy of the change actually written.
+    ``y`` holds raw samples that ``scale`` turns into [-1, 1] units. With ``q > 0``
+    (integer PCM read raw: ``y * scale * q`` is an integer) the result is requantised
+    to ``q`` steps per unit (``q = 2**(bits - 1)``, clipped to the integer range) and
+    stored as ``round(v * q) * out_scale``; the watermark is rounded once per frame,
+    as ``round(y * scale * q + w * q) = y * scale * q + round(w * q)``. With
+    ``q == 0`` (float samples) the result is stored as is. ``sums`` receives the host
+    energy and the energy of the change actually written.
     """
     n_ch = y.shape[1]
     sig = 0.0
     err = 0.0
-    for i in range(lo, hi):
-        wi = w[i]
-        for c in range(n_ch):
-            orig = y[i, c] * scale
-            v = orig + wi
-            if q > 0.0:
-                r = np.rint(v * q)
-                if r > q - 1.0:
-                    r = q - 1.0
-                elif r < -q:
-                    r = -q
-                d = r / q - orig
+    if q > 0.0:
+        k = scale * q
+        for i in range(lo, hi):
+            wq = np.rint(w[i] * q)
+            for c in range(n_ch):
+                a = y[i, c] * k
+                r = min(max(a + wq, -q), q - 1.0)
                 out[i - lo, c] = r * out_scale
-            else:
-                d = wi
-                out[i - lo, c] = v
-            sig += orig * orig
-            err += d * d
+                sig += a * a
+                e = r - a
+                err += e * e
+        sig /= q * q
+        err /= q * q
+    else:
+        for i in range(lo, hi):
+            wi = w[i]
+            for c in range(n_ch):
+                orig = y[i, c] * scale
+                out[i - lo, c] = orig + wi
+                sig += orig * orig
+                err += wi * wi
     sums[0] += sig
     sums[1] += err
 
@@ -383,14 +438,16 @@ def limit_gain(y, scale, w, limit, release, out):
 
     ``y`` (n, channels) is the host in raw units (times ``scale`` gives [-1, 1]
     units), ``w`` (n,) the watermark added to every channel. The gain is the
-    sample-wise allowed fraction, spread by a moving minimum over ``release``
-    samples either side and smoothed, so it moves gently.
+    sample-wise allowed fraction ``raw``, spread by a moving minimum over
+    ``release`` samples either side, smoothed by a moving average over
+    ``release // 2`` either side (truncated at the ends), and never above ``raw``,
+    so the limit always holds and the gain moves gently. Only the neighbourhoods
+    of limited samples are visited after the first pass.
     """
     n, n_ch = y.shape
-    raw = out
-    limited = False
+    n_lim = 0
     for i in range(n):
-        raw[i] = 1.0
+        out[i] = 1.0
         wi = w[i]
         if wi == 0.0:
             continue
@@ -406,39 +463,47 @@ def limit_gain(y, scale, w, limit, release, out):
                 if f < g:
                     g = f
         if g < 1.0:
-            raw[i] = g
-            limited = True
-    if not limited:  # the usual case: nothing to limit, the gain is 1 everywhere
+            out[i] = g
+            n_lim += 1
+    if n_lim == 0:  # the usual case: nothing to limit, the gain is 1 everywhere
         return
-    raw = out.copy()
-    # moving minimum over [i - release, i + release] (simple two-pass spread)
-    tmp = raw.copy()
-    last = -1
+    pos = np.empty(n_lim, np.int64)
+    j = 0
     for i in range(n):
-        if raw[i] < 1.0:
-            last = i
-            lo = max(0, i - release)
-            for k in range(lo, i):
-                if raw[i] < tmp[k]:
-                    tmp[k] = raw[i]
-        if last >= 0 and i - last <= release and raw[last] < tmp[i]:
-            tmp[i] = raw[last]
-    # smooth with a short moving average, then take the minimum with the raw
-    # requirement so the limit always holds
+        if out[i] < 1.0:
+            pos[j] = i
+            j += 1
     half = max(1, release // 2)
-    acc = 0.0
-    for i in range(min(n, half)):
-        acc += tmp[i]
-    for i in range(n):
-        hi = i + half
-        if hi < n:
-            acc += tmp[hi]
-        lo = i - half - 1
-        if lo >= 0:
-            acc -= tmp[lo]
-        cnt = min(n - 1, i + half) - max(0, i - half) + 1
-        v = acc / cnt
-        out[i] = min(v, raw[i])
+    reach = release + half  # farthest from a limited sample that the gain changes
+    a = 0
+    while a < n_lim:  # clusters of limited samples, processed apart
+        b = a
+        while b + 1 < n_lim and pos[b + 1] - pos[b] <= 2 * reach + 2:
+            b += 1
+        r0 = max(0, pos[a] - reach)  # the gain may change on [r0, r1)
+        r1 = min(n, pos[b] + reach + 1)
+        e0 = max(0, r0 - half)  # the moving minimum is needed on [e0, e1)
+        e1 = min(n, r1 + half)
+        m = np.ones(e1 - e0)
+        for k in range(a, b + 1):
+            p = pos[k]
+            g = out[p]
+            for t in range(max(e0, p - release), min(e1, p + release + 1)):
+                if g < m[t - e0]:
+                    m[t - e0] = g
+        acc = 0.0
+        for t in range(max(0, r0 - half), min(n, r0 + half + 1)):
+            acc += m[t - e0]
+        for i in range(r0, r1):
+            if i > r0:
+                if i + half < n:
+                    acc += m[i + half - e0]
+                if i - half - 1 >= 0:
+                    acc -= m[i - half - 1 - e0]
+            v = acc / (min(n - 1, i + half) - max(0, i - half) + 1)
+            if v < out[i]:
+                out[i] = v
+        a = b + 1
 
 
 @njit(**_JIT)

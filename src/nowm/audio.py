@@ -104,9 +104,15 @@ def grid_unit(sr: int, target: int = 16000):
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int, *, quality: str = "HQ") -> np.ndarray:
-    """Resample a 1-D or (n, channels) signal with soxr; identity when rates match."""
+    """Resample a 1-D or (n, channels) signal with soxr; identity when rates match.
+
+    float32 stays float32 (soxr is faster on it); anything else becomes float64.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = np.asarray(x, np.float64)
     if sr_in == sr_out:
-        return np.asarray(x, np.float64)
+        return x
     import soxr
 
-    return soxr.resample(np.asarray(x, np.float64), sr_in, sr_out, quality=quality)
+    return soxr.resample(x, sr_in, sr_out, quality=quality)

@@ -75,6 +75,14 @@ class _Bands:
                                               scheme.bands_per_octave)
         return cls._cache[scheme]
 
+    @classmethod
+    def window(cls, scheme: Scheme) -> np.ndarray:
+        """The analysis and synthesis window, float32."""
+        key = ("window", scheme.n_fft)
+        if key not in cls._cache:
+            cls._cache[key] = _stft.sqrt_hann(scheme.n_fft).astype(np.float32)
+        return cls._cache[key]
+
 
 def watermark16(x16: np.ndarray, start: int, chips: np.ndarray, depth: float,
                 scheme: Scheme = SCHEME) -> np.ndarray:
@@ -93,36 +101,31 @@ def watermark16(x16: np.ndarray, start: int, chips: np.ndarray, depth: float,
 
     Returns
     -------
-    np.ndarray [shape=(n,)]
+    np.ndarray [shape=(n,)], float32
+        Computed in single precision (its rounding error is about 140 dB below
+        the watermark's level).
     """
-    n_fft, hop = scheme.n_fft, scheme.hop
+    n_fft, hop, tf = scheme.n_fft, scheme.hop, scheme.tile_frames
     t0, t1 = _stft.frame_range(start, len(x16), n_fft, hop)
-    win = _stft.sqrt_hann(n_fft)
-    spec = _stft.rfft(_stft.frames(x16, start, t0, t1, n_fft, hop, win))
-    frame_tiles = np.floor_divide(np.arange(t0, t1), scheme.tile_frames)
+    win = _Bands.window(scheme)
+    spec = _stft.rfft(_stft.windowed_frames(x16, start, t0, t1, n_fft, hop, win))
     starts, stops, weights = _Bands.get(scheme)
-    amp = _depths(spec, frame_tiles, scheme)[frame_tiles - frame_tiles[0]] * depth
-    amp *= chips[frame_tiles % scheme.period_tiles]
-    field = np.empty(spec.shape)
-    _kernels.chip_field(amp, starts, stops, weights, spec.shape[1], field)
-    spec *= field
-    return _stft.overlap_add(_stft.irfft(spec, n_fft) * win, start, t0, len(x16), hop)
+    u0 = t0 // tf
+    tiles = np.arange(u0, (t1 - 1) // tf + 1)
+    amp = _depths(spec, t0 - u0 * tf, len(tiles), scheme) * depth
+    amp *= chips[tiles % scheme.period_tiles]
+    _kernels.modulate(spec, amp, t0 - u0 * tf, tf, starts, stops, weights)
+    return _stft.overlap_add(_stft.irfft(spec, n_fft), start, t0, len(x16), hop, win)
 
 
-def _depths(spec, frame_tiles, scheme: Scheme) -> np.ndarray:
-    """Relative modulation depth of every tile touched by these frames, shape
-    ``(n_tiles, n_bands)``, from the masking model (1.0 = ``scheme.delta``)."""
+def _depths(spec, lead, n_tiles, scheme: Scheme) -> np.ndarray:
+    """Relative modulation depth (1.0 = ``scheme.delta``) of ``n_tiles`` tiles, shape
+    ``(n_tiles, n_bands)``, from the masking model; frame ``t`` of ``spec`` is in
+    tile ``(t + lead) // tile_frames``."""
     starts, stops, weights = _Bands.get(scheme)
-    power = spec.real ** 2 + spec.imag ** 2
-    bp = np.empty((len(power), len(starts)))
-    _kernels.band_power(power, starts, stops, weights, bp)
-    first = frame_tiles[0]
-    n_tiles = frame_tiles[-1] - first + 1
-    idx = frame_tiles - first
-    tile_power = np.zeros((n_tiles, len(starts)))
-    np.add.at(tile_power, idx, bp)
-    total = np.zeros(n_tiles)
-    np.add.at(total, idx, power.sum(axis=1))
+    tile_power = np.empty((n_tiles, len(starts)))
+    total = np.empty(n_tiles)
+    _kernels.tile_power(spec, lead, scheme.tile_frames, starts, stops, weights, tile_power, total)
     out = np.empty_like(tile_power)
     m = scheme.masking
     _kernels.masked_depth(tile_power, total, 10 ** (-m[0] / 10), 10 ** (-m[1] / 10),
@@ -153,21 +156,21 @@ def watermark_block(y: np.ndarray, scale: float, sr: int, start: int, chips: np.
 
     Returns
     -------
-    np.ndarray [shape=(n,)], float64
+    np.ndarray [shape=(n,)], float32
         Already faded next to digital silence and lowered by the limiter.
     """
     native_unit, unit16 = audio.grid_unit(sr, scheme.sr)
     if start % native_unit:
         raise ValueError(f"block start {start} is not on the {native_unit}-sample grid")
     start16 = start // native_unit * unit16
-    mono = np.empty(len(y))
+    mono = np.empty(len(y), np.float32)
     min_run = max(1, int(_SILENCE_RUN * sr))
     _, peak, silent = _kernels.downmix(y, float(scale), min_run, mono)
     x16 = audio.resample(mono, sr, scheme.sr)
     w16 = watermark16(x16, start16, chips, depth, scheme)
     w = audio.resample(w16, scheme.sr, sr)
     n = len(y)
-    w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w))])
+    w = w[:n] if len(w) >= n else np.concatenate([w, np.zeros(n - len(w), w.dtype)])
     gain = np.empty(n)
     if silent:
         _kernels.silence_ramp(y, min_run, int(_SILENCE_RAMP * sr), gain)
