@@ -243,6 +243,33 @@ def test_wav_merges_existing_xmp_and_info(tmp_path):
     assert icop == ["(c) 2024 Band; No AI training (DMI-PROHIBITED-AIMLTRAINING; nowm)"]
 
 
+@pytest.mark.parametrize("layout", ["info-before-data", "tags-at-end", "trailing-chunk"])
+def test_wav_tags_written_in_place_without_a_copy(tmp_path, layout):
+    # atomic=False (a private output file) appends the chunks instead of copying the file
+    path = make_file(tmp_path, "wav16")  # libsndfile puts its LIST/INFO before the data
+    if layout == "tags-at-end":
+        write_tags(path, "no-genai-training")  # the copying writer puts ours at the end
+    if layout == "trailing-chunk":
+        _riff_append(path, b"abcd", b"tail")
+    audio_before = _audio_bytes_wav(path)
+    inode = path.stat().st_ino
+    notes = write_tags(path, "no-ai-training", owner=5, atomic=False)
+    assert not any("not written" in n for n in notes), notes
+    assert path.stat().st_ino == inode  # the same file, edited
+    data = path.read_bytes()
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
+    assert _audio_bytes_wav(path) == audio_before
+    report = read_tags(path)
+    assert report.policy == "no-ai-training" and not report.skipped, report.skipped
+    assert data.count(b"_PMX") == 1 and data.count(b"ICOP") == 1
+    with sf.SoundFile(path) as f:
+        assert f.title == "Song"  # libsndfile's own field survives the move of the list
+    if layout == "info-before-data":
+        assert data.index(b"JUNK") < data.index(b"data") < data.index(b"_PMX")
+    if layout == "trailing-chunk":
+        assert data.index(b"abcd") < data.index(b"_PMX")
+
+
 def test_m4a(tmp_path):
     av = pytest.importorskip("av", reason="PyAV makes the M4A test file")
     path = tmp_path / "t.m4a"

@@ -244,7 +244,7 @@ def embed_file(src, dst, *, policy, owner, key, strength, force, tags=True, sche
             if tags:
                 from .metadata import write_tags
 
-                tag_notes = write_tags(tmp, pol, owner=owner)
+                tag_notes = write_tags(tmp, pol, owner=owner, atomic=False)
             _fsync(tmp)
             os.replace(tmp, dst)
         except av.FFmpegError as exc:

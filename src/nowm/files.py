@@ -303,7 +303,7 @@ def embed_file(src, dst=None, *, policy=DEFAULT_POLICY, owner=0, key=None, stren
                 from .metadata import write_tags
                 from .metadata._carry import carry_over
 
-                tag_notes = carry_over(src, tmp) + write_tags(tmp, pol, owner=owner)
+                tag_notes = carry_over(src, tmp) + write_tags(tmp, pol, owner=owner, atomic=False)
             _fsync(tmp)
             os.replace(tmp, dst)
         except sf.LibsndfileError as exc:

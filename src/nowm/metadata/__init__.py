@@ -143,7 +143,33 @@ def _fsync(path) -> None:
         os.close(fd)
 
 
-def write_tags(path, policy, *, owner: int = 0) -> list:
+def _write_direct(path, container, pol, owner, size):
+    """Tags written straight into ``path`` (see ``write_tags(atomic=False)``); None when
+    this file needs the copying route."""
+    from . import containers, riff
+
+    try:
+        if container == "wav":
+            with open(path, "r+b") as f:
+                res = riff.write_in_place(f, pol, owner, size)
+            if res is None:
+                return None
+            notes, _ = res
+        elif container == "mp3":
+            notes, _ = containers.write_id3(path, pol, owner)
+        elif container == "mp4":
+            notes, _ = containers.write_mp4(path, pol, owner)
+        else:
+            notes, _ = containers.write_vorbis(path, container, pol, owner)
+    except OSError as exc:
+        raise AudioIOError(f"{path}: cannot write tags ({exc.strerror or exc}); "
+                           "check free space and permissions") from None
+    except Exception as exc:  # mutagen refusing a malformed file
+        return [f"tags not written: {type(exc).__name__}: {str(exc)[:200]}"]
+    return notes
+
+
+def write_tags(path, policy, *, owner: int = 0, atomic: bool = True) -> list:
     """Write ``policy`` into the tags of the audio file at ``path``, in place and atomically.
 
     Every existing tag, picture and chunk is kept and the audio bytes are not touched.
@@ -157,6 +183,11 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
     policy : str or nowm.Policy
     owner : int
         Rightsholder id, named in the usage terms when not 0.
+    atomic : bool
+        True: the tags are written into a copy that then replaces the file, so a crash
+        leaves the old file or the new one. False: the file is edited directly, without
+        a copy (much faster on large files); only for a private file nobody else sees yet,
+        such as an output still to be renamed into place.
 
     Returns
     -------
@@ -203,6 +234,10 @@ def write_tags(path, policy, *, owner: int = 0) -> list:
                 f"than {pol.name} (nowm never weakens a restriction; edit the tags by hand)"]
     if not os.access(path, os.W_OK):
         raise AudioIOError(f"{path}: not writable; check its permissions")
+    if not atomic:
+        done = _write_direct(path, container, pol, owner, size)
+        if done is not None:
+            return done
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tags", dir=str(path.parent))
     except OSError as exc:

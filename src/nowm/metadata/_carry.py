@@ -66,6 +66,15 @@ def _carry_wav(src: Path, dst: Path) -> list:
             extra.append(riff._chunk(c.cid, s.read(c.size)))
     if not extra:
         return notes
+    names = sorted({x[:4].decode("latin-1").strip() for x in extra})
+    with open(dst, "r+b") as d:  # dst is private: edited in place when its layout allows
+        size = os.fstat(d.fileno()).st_size
+        dlay = riff.parse(d, size)
+        if riff.editable_in_place(dlay, size):
+            drop = [c for c in dlay.chunks if has_info and riff.is_info(d, c)]
+            if not riff.rewrite_in_place(d, dlay, drop, extra):
+                return notes + ["source chunks not carried over: the copy would exceed 4 GiB"]
+            return notes + [f"source chunks carried over: {', '.join(names)}"]
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".carry", dir=str(dst.parent))
     os.close(fd)
     try:
@@ -82,7 +91,6 @@ def _carry_wav(src: Path, dst: Path) -> list:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    names = sorted({x[:4].decode("latin-1").strip() for x in extra})
     return notes + [f"source chunks carried over: {', '.join(names)}"]
 
 

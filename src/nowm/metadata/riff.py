@@ -208,15 +208,14 @@ def _merge_info(data: bytes | None, pol, owner):
     return b"INFO" + b"".join(out)
 
 
-def write(src, dst, pol, owner: int, file_size: int) -> list:
-    """Copy the WAVE file ``src`` (binary, readable) to ``dst`` (binary, writable, seekable)
-    with nowm's ``_PMX`` and ``LIST``/``INFO`` chunks.
-
-    Returns ``(notes, written)``; when the chunk chain is not sound nothing is written,
-    ``written`` is False and the notes say why."""
+def _plan(src, pol, owner: int, file_size: int):
+    """``(layout, notes, changes)`` for writing nowm's chunks into the WAVE file ``src``:
+    ``changes`` are ``(old chunk or None, new chunk bytes)`` pairs, the old chunk being
+    the ``_PMX`` or ``LIST``/``INFO`` chunk the new one replaces (None: a new chunk).
+    ``layout`` is None when the chunk chain is not sound."""
     lay = parse(src, file_size)
     if lay.fatal:
-        return [f"WAV tags not written: {'; '.join(lay.problems)}"], False
+        return None, [f"WAV tags not written: {'; '.join(lay.problems)}"], [], []
     notes = [f"WAV: {p} (repaired in the copy)" for p in lay.problems]
     pmx = next((c for c in lay.chunks if c.cid == b"_PMX"), None)
     info = next((c for c in lay.chunks if is_info(src, c)), None)
@@ -240,21 +239,83 @@ def write(src, dst, pol, owner: int, file_size: int) -> list:
         notes.append("WAV: existing LIST/INFO chunk too large or malformed; left as it was")
     else:
         notes.append("WAV: LIST/INFO ICOP and ICMT")
-    plan = []
-    for c in lay.chunks:
-        if c is pmx and packet is not None:
-            plan.append(_chunk(b"_PMX", packet))
-        elif c is info and new_info is not None:
-            plan.append(_chunk(b"LIST", new_info))
-        else:
-            plan.append(c)
-    if pmx is None and packet is not None:
-        plan.append(_chunk(b"_PMX", packet))
-    if info is None and new_info is not None:
-        plan.append(_chunk(b"LIST", new_info))
+    changes = []
+    if packet is not None:
+        changes.append((pmx, _chunk(b"_PMX", packet)))
+    if new_info is not None:
+        changes.append((info, _chunk(b"LIST", new_info)))
+    return lay, notes, changes
+
+
+def write(src, dst, pol, owner: int, file_size: int) -> list:
+    """Copy the WAVE file ``src`` (binary, readable) to ``dst`` (binary, writable, seekable)
+    with nowm's ``_PMX`` and ``LIST``/``INFO`` chunks.
+
+    Returns ``(notes, written)``; when the chunk chain is not sound nothing is written,
+    ``written`` is False and the notes say why."""
+    lay, notes, changes = _plan(src, pol, owner, file_size)
+    if lay is None:
+        return notes, False
+    new = {id(old): data for old, data in changes if old is not None}
+    plan = [new.get(id(c), c) for c in lay.chunks]
+    plan += [data for old, data in changes if old is None]
     if not emit(src, dst, lay, plan, file_size):
         return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
     return notes, True
+
+
+def write_in_place(f, pol, owner: int, file_size: int):
+    """Add nowm's chunks to the WAVE file open as ``f`` (``r+b``) without copying it: an
+    old ``_PMX`` or ``LIST``/``INFO`` chunk becomes ``JUNK`` (or is cut off when it ends
+    the file) and the new chunks are appended. Not atomic: for a private file only.
+
+    Returns ``(notes, written)``, or None (nothing changed) when the file needs the
+    copying :func:`write` instead: a repaired or RF64 layout, or bytes after the chunks.
+    """
+    lay, notes, changes = _plan(f, pol, owner, file_size)
+    if lay is None:
+        return notes, False
+    if not editable_in_place(lay, file_size):
+        return None
+    if not rewrite_in_place(f, lay, [old for old, _ in changes if old is not None],
+                            [data for _, data in changes]):
+        return ["WAV tags not written: the file would exceed the 4 GiB limit of RIFF"], False
+    return notes, True
+
+
+def editable_in_place(lay: Layout, file_size: int) -> bool:
+    """Whether :func:`rewrite_in_place` may edit this file: a plain RIFF chain that ends
+    the file and needs no repair."""
+    return lay.form == b"RIFF" and not lay.problems and not lay.fatal and file_size == lay.chain_end
+
+
+def rewrite_in_place(f, lay: Layout, drop, append) -> bool:
+    """Edit the WAVE file open as ``f`` (``r+b``, see :func:`editable_in_place`): the
+    chunks ``drop`` are cut off where they end the file and otherwise become ``JUNK``
+    (their bytes zeroed), then the chunks ``append`` (bytes) are added at the end and
+    the RIFF size is fixed. Returns False (nothing changed) past the RIFF size limit."""
+    end = lay.chain_end
+    drop = list(drop)
+    for c in reversed(lay.chunks):  # dropped chunks at the end are cut off
+        if not any(c is d for d in drop) or c.end != end:
+            break
+        end = c.offset
+        drop = [d for d in drop if d is not c]
+    total = end + sum(len(data) for data in append)
+    if total - 8 > _MAX_RIFF:
+        return False
+    for c in drop:
+        f.seek(c.offset)
+        f.write(b"JUNK")
+        f.seek(c.data_offset)
+        f.write(bytes(c.end - c.data_offset))
+    f.truncate(end)
+    f.seek(end)
+    for data in append:
+        f.write(data)
+    f.seek(4)
+    f.write(struct.pack("<I", total - 8))
+    return True
 
 
 def emit(src, dst, lay: Layout, plan, file_size: int) -> bool:
