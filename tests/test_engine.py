@@ -308,21 +308,6 @@ def test_stft_kernels_match_numpy(rng):
         np.testing.assert_allclose(want[inner], x[inner], atol=1e-12)
 
 
-def test_single_precision_features_of_long_audio(music):
-    # from 30 s on (a long file's windows) detection runs its STFT in single precision
-    from nowm import audio, detection
-
-    y, sr = music
-    x16 = audio.resample(audio.to_mono(nowm.embed(y, sr)), sr, 16000)
-    double = detection.features(x16)
-    single = detection.features(x16, single=True)
-    assert np.abs(single - double).max() < 1e-3 * np.abs(double).max()
-    assert len(x16) / 16000 >= detection.SINGLE_SECONDS
-    det = detection.detect_16k(x16)  # takes the single-precision path
-    ref = detection._search(double, nowm.keys.PUBLIC_KEY, detection.SCHEME)
-    assert det.marked and det.score == pytest.approx(ref["z"], rel=1e-4)
-
-
 def test_two_stage_false_alarm_union_bound():
     import dataclasses
 

@@ -154,16 +154,11 @@ class _Tables:
         return cls._cache[ck]
 
 
-def features(x16: np.ndarray, scheme: Scheme = SCHEME, *, single: bool = False) -> np.ndarray:
-    """Whitened log band energies ``(frames, n_det_bands)`` of a 16 kHz mono clip.
-
-    ``single``: the STFT in single precision through scipy.fft, about twice as fast
-    (the long-file paths use it; a clip keeps numpy.fft, which starts faster).
-    """
+def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
+    """Whitened log band energies ``(frames, n_det_bands)`` of a 16 kHz mono clip."""
     n_fft, hop = scheme.n_fft, scheme.hop
     t1 = (len(x16) - 1) // hop + 1
-    win = _hann(n_fft, np.float32 if single else np.float64)
-    spec = _stft.rfft(_stft.windowed_frames(x16, 0, 0, t1, n_fft, hop, win))
+    spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop, _stft.hann(n_fft)))
     starts, stops, weights = band_weights_cached(scheme)
     logs = np.empty((t1, len(starts)))
     _kernels.band_energy(spec, starts, stops, weights, _FLOOR * n_fft / 32, logs)
@@ -174,16 +169,6 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME, *, single: bool = False) 
 
 
 _BANDS: dict = {}
-_WINDOWS: dict = {}
-#: audio from this long on (a long file's 30 s windows) is analysed in single precision
-SINGLE_SECONDS = 30.0
-
-
-def _hann(n_fft: int, dtype) -> np.ndarray:
-    key = (n_fft, np.dtype(dtype).name)
-    if key not in _WINDOWS:
-        _WINDOWS[key] = _stft.hann(n_fft).astype(dtype)
-    return _WINDOWS[key]
 
 
 def band_weights_cached(scheme: Scheme):
@@ -251,11 +236,7 @@ def _decode_owner(soft, policy_code, scheme):
 
 def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOLD,
                scheme: Scheme = SCHEME) -> Detection:
-    """:func:`detect` on audio already in the detection domain (16 kHz mono float).
-
-    From :data:`SINGLE_SECONDS` of audio on (every window of a long file), the
-    features are computed in single precision (see :func:`features`).
-    """
+    """:func:`detect` on audio already in the detection domain (16 kHz mono float)."""
     key = resolve_key(key)
     duration = len(x16) / scheme.sr
     kname = "public" if key.is_public else key.fingerprint
@@ -265,7 +246,7 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
     if not np.any(x16):
         return Detection(False, 1.0, None, None, 0.0, None, None, None, duration, kname,
                          reason="silent")
-    feat = features(x16, scheme, single=duration >= SINGLE_SECONDS)
+    feat = features(x16, scheme)
     best = _search(feat, key, scheme)
     nominal = best["nominal"]
     fa, nominal_won = two_stage_false_alarm(best["z"], nominal and nominal["z"], duration, scheme)
