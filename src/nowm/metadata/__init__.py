@@ -143,10 +143,21 @@ def _fsync(path) -> None:
         os.close(fd)
 
 
+def _write_mutagen(path, container, pol, owner):
+    """Tags of an MP3, MP4 or Ogg/FLAC file written in place by mutagen: ``(notes, written)``."""
+    from . import containers
+
+    if container == "mp3":
+        return containers.write_id3(path, pol, owner)
+    if container == "mp4":
+        return containers.write_mp4(path, pol, owner)
+    return containers.write_vorbis(path, container, pol, owner)
+
+
 def _write_direct(path, container, pol, owner, size):
     """Tags written straight into ``path`` (see ``write_tags(atomic=False)``); None when
     this file needs the copying route."""
-    from . import containers, riff
+    from . import riff
 
     try:
         if container == "wav":
@@ -155,12 +166,8 @@ def _write_direct(path, container, pol, owner, size):
             if res is None:
                 return None
             notes, _ = res
-        elif container == "mp3":
-            notes, _ = containers.write_id3(path, pol, owner)
-        elif container == "mp4":
-            notes, _ = containers.write_mp4(path, pol, owner)
         else:
-            notes, _ = containers.write_vorbis(path, container, pol, owner)
+            notes, _ = _write_mutagen(path, container, pol, owner)
     except OSError as exc:
         raise AudioIOError(f"{path}: cannot write tags ({exc.strerror or exc}); "
                            "check free space and permissions") from None
@@ -250,12 +257,7 @@ def write_tags(path, policy, *, owner: int = 0, atomic: bool = True) -> list:
                 notes, written = riff.write(src, dst, pol, owner, size)
         else:
             shutil.copyfile(path, tmp)
-            if container == "mp3":
-                notes, written = containers.write_id3(tmp, pol, owner)
-            elif container == "mp4":
-                notes, written = containers.write_mp4(tmp, pol, owner)
-            else:
-                notes, written = containers.write_vorbis(tmp, container, pol, owner)
+            notes, written = _write_mutagen(tmp, container, pol, owner)
         if not written:
             Path(tmp).unlink(missing_ok=True)
             return notes
