@@ -42,15 +42,6 @@ MIN_DETECT_SECONDS = 1.5
 #: Owner ids are decoded when the sync is at least this clear (the CRC-16 then
 #: guards against a wrong id; a lenient sync threshold lets long quiet audio count).
 _OWNER_SYNC_FA = 1e-3
-#: A decoded payload is only checked against its CRC when its re-encoded codeword
-#: correlates with the soft bits at least this much (normalised; 1 = noiseless).
-#: Viterbi's best codeword for pure noise reaches a median of 0.54 and exceeds 0.60
-#: in 0.2 % of cases (162 coded bits, 40,000 trials); a correct decode at one
-#: standard deviation of signal per coded bit scores about 0.71 and passes 99.9 %
-#: of the time. With the CRC-16 this makes a wrong id from noise about 500 times
-#: rarer than the CRC alone (2**-16), at the cost of a tenth of the correct decodes
-#: at the edge of decodability (0.8 per coded bit: 68 % decoded, 62 % kept).
-_OWNER_MIN_CORR = 0.60
 _FLOOR = 1e-9  # relative floor of band energies (digital silence)
 
 
@@ -239,14 +230,8 @@ def _soft_bits(best, key, scheme):
 
 
 def _decode_owner(soft, policy_code, scheme):
-    """Owner id if the payload decodes clearly (see ``_OWNER_MIN_CORR``) with a valid
-    checksum for the same policy, else None."""
-    bits = ecc.decode(soft, scheme.payload_bits)
-    norm = float(np.sqrt(np.dot(soft, soft) * len(soft)))
-    chips = ecc.encode(bits).astype(np.float64) * 2.0 - 1.0
-    if norm <= 0.0 or float(np.dot(chips, soft)) < _OWNER_MIN_CORR * norm:
-        return None
-    return payload.unpack(bits, policy_code)
+    """Owner id if the payload decodes with a valid checksum and the same policy."""
+    return payload.unpack(ecc.decode(soft, scheme.payload_bits), policy_code)
 
 
 def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOLD,
