@@ -308,6 +308,33 @@ def test_stft_kernels_match_numpy(rng):
         np.testing.assert_allclose(want[inner], x[inner], atol=1e-12)
 
 
+def test_whitening_matches_its_definition(rng):
+    # least-squares prediction from the four neighbours one tile away, then unit RMS
+    from nowm import _kernels
+
+    t, j, hp_t, hp_f = 300, 60, 4, 4
+    smooth = np.cumsum(rng.normal(size=(t, j)), axis=0) * 0.3  # sustained "notes"
+    feat = smooth + np.linspace(0, 5, j)[None, :] + rng.normal(size=(t, j))
+    out = np.empty_like(feat)
+    _kernels.whiten(feat, hp_t, hp_f, 1e-3, 3.0, out)
+    tmp = feat - feat.mean(axis=1, keepdims=True)
+    ti, ji = np.arange(t), np.arange(j)
+    x = np.stack([tmp[np.maximum(ti - hp_t, 0)], tmp[np.minimum(ti + hp_t, t - 1)],
+                  tmp[:, np.maximum(ji - hp_f, 0)], tmp[:, np.minimum(ji + hp_f, j - 1)]],
+                 axis=-1).reshape(-1, 4)
+    xc, yc = x - x.mean(axis=0), tmp.ravel() - tmp.mean()
+    a = xc.T @ xc / len(yc)
+    a += 1e-3 * np.trace(a) / 4 * np.eye(4)
+    r = (yc - xc @ np.linalg.solve(a, xc.T @ yc / len(yc))).reshape(t, j)
+    r -= r.mean(axis=0)
+    want = np.clip(r / np.sqrt((r ** 2).mean(axis=0)), -3.0, 3.0)
+    np.testing.assert_allclose(out, want, atol=1e-9)
+    # the fitted prediction leaves less than any fixed one, e.g. the old time high-pass
+    for coef in ([0.5, 0.5, 0, 0], [0.25, 0.25, 0.25, 0.25]):
+        fixed = yc - xc @ np.array(coef)
+        assert r.var() < fixed.var()
+
+
 def test_two_stage_false_alarm_union_bound():
     import dataclasses
 

@@ -36,17 +36,19 @@ def band_energy(spec, starts, stops, weights, rel_floor, out):
             out[t, j] = np.log(acc + floor)
 
 
-@njit(**_JIT)
-def whiten(feat, hp_t, hp_f, clip, norm_half, out):
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def whiten(feat, hp_t, hp_f, ridge, clip, out):
     """Whiten log band energies ``feat[t, j]`` into ``out``.
 
-    Removes each frame's mean over bands (loudness), then high-passes along time
-    (minus the mean of the frames ``hp_t`` before and after: one tile away) and
-    along bands (``hp_f`` positions: one band away), so the music's own smooth
-    structure cancels while tile-to-tile random chips pass. Finally each band is
-    centred, scaled to unit local RMS (over ``+-norm_half`` frames; the whole
-    clip when ``norm_half`` is 0) and clipped to ``+-clip``, so loud transients
-    and noisy passages weigh less than steady ones.
+    Removes each frame's mean over bands (loudness), then subtracts the best linear
+    prediction of every value from its four neighbours one tile away (frames
+    ``t -+ hp_t`` and band positions ``j -+ hp_f``, replicated at the edges), with
+    coefficients fitted to this clip by least squares (ridge ``ridge`` times the
+    mean variance). The neighbours carry other, independent chips, so the music's
+    own smooth structure cancels while the tile's chip passes; the fit adapts the
+    prediction to the clip (sustained notes lean on time, dense spectra on bands).
+    Finally each band is centred, scaled to unit RMS and clipped to ``+-clip``, so
+    loud transients weigh less.
     """
     n_frames, n_bands = feat.shape
     tmp = np.empty((n_frames, n_bands))
@@ -57,59 +59,94 @@ def whiten(feat, hp_t, hp_f, clip, norm_half, out):
         m /= n_bands
         for j in range(n_bands):
             tmp[t, j] = feat[t, j] - m
+    # sums for the least-squares fit of y = tmp[t, j] on x = its four neighbours
+    # (scalar accumulators: the loop then compiles to straight-line code)
+    k = 4
+    s0 = s1 = s2 = s3 = sy = 0.0
+    s00 = s01 = s02 = s03 = s11 = s12 = s13 = s22 = s23 = s33 = 0.0
+    s0y = s1y = s2y = s3y = 0.0
     for t in range(n_frames):
-        a, b = t - hp_t, t + hp_t
+        ta, tb = max(t - hp_t, 0), min(t + hp_t, n_frames - 1)
         for j in range(n_bands):
-            if a >= 0 and b < n_frames:
-                out[t, j] = tmp[t, j] - 0.5 * (tmp[a, j] + tmp[b, j])
-            elif a >= 0:
-                out[t, j] = tmp[t, j] - tmp[a, j]
-            elif b < n_frames:
-                out[t, j] = tmp[t, j] - tmp[b, j]
-            else:
-                out[t, j] = tmp[t, j]
+            x0 = tmp[ta, j]
+            x1 = tmp[tb, j]
+            x2 = tmp[t, max(j - hp_f, 0)]
+            x3 = tmp[t, min(j + hp_f, n_bands - 1)]
+            y = tmp[t, j]
+            s0 += x0
+            s1 += x1
+            s2 += x2
+            s3 += x3
+            sy += y
+            s00 += x0 * x0
+            s01 += x0 * x1
+            s02 += x0 * x2
+            s03 += x0 * x3
+            s11 += x1 * x1
+            s12 += x1 * x2
+            s13 += x1 * x3
+            s22 += x2 * x2
+            s23 += x2 * x3
+            s33 += x3 * x3
+            s0y += x0 * y
+            s1y += x1 * y
+            s2y += x2 * y
+            s3y += x3 * y
+    sx = np.array([s0, s1, s2, s3])
+    sxy = np.array([s0y, s1y, s2y, s3y])
+    sxx = np.array([[s00, s01, s02, s03], [s01, s11, s12, s13],
+                    [s02, s12, s22, s23], [s03, s13, s23, s33]])
+    n = max(n_frames * n_bands, 1)
+    a = np.empty((k, k + 1))  # centred normal equations, augmented
+    for p in range(k):
+        for q in range(p, k):
+            c = sxx[p, q] / n - sx[p] * sx[q] / (n * n)
+            a[p, q] = c
+            a[q, p] = c
+        a[p, k] = sxy[p] / n - sx[p] * sy / (n * n)
+    tr = 0.0
+    for p in range(k):
+        tr += a[p, p]
+    for p in range(k):
+        a[p, p] += ridge * tr / k + 1e-300
+    for p in range(k):  # Gaussian elimination with partial pivoting
+        piv = p
+        for r in range(p + 1, k):
+            if abs(a[r, p]) > abs(a[piv, p]):
+                piv = r
+        if piv != p:
+            for c in range(k + 1):
+                a[p, c], a[piv, c] = a[piv, c], a[p, c]
+        for r in range(p + 1, k):
+            f = a[r, p] / a[p, p]
+            for c in range(p, k + 1):
+                a[r, c] -= f * a[p, c]
+    coef = np.zeros(k)
+    for p in range(k - 1, -1, -1):
+        acc = a[p, k]
+        for c in range(p + 1, k):
+            acc -= a[p, c] * coef[c]
+        coef[p] = acc / a[p, p]
     for t in range(n_frames):
+        ta, tb = max(t - hp_t, 0), min(t + hp_t, n_frames - 1)
         for j in range(n_bands):
-            a, b = j - hp_f, j + hp_f
-            if a >= 0 and b < n_bands:
-                tmp[t, j] = out[t, j] - 0.5 * (out[t, a] + out[t, b])
-            elif a >= 0:
-                tmp[t, j] = out[t, j] - out[t, a]
-            elif b < n_bands:
-                tmp[t, j] = out[t, j] - out[t, b]
-            else:
-                tmp[t, j] = out[t, j]
+            out[t, j] = tmp[t, j] - (coef[0] * tmp[ta, j] + coef[1] * tmp[tb, j]
+                                     + coef[2] * tmp[t, max(j - hp_f, 0)]
+                                     + coef[3] * tmp[t, min(j + hp_f, n_bands - 1)])
     for j in range(n_bands):
         m = 0.0
         for t in range(n_frames):
-            m += tmp[t, j]
+            m += out[t, j]
         m /= max(n_frames, 1)
         s = 0.0
         for t in range(n_frames):
-            v = tmp[t, j] - m
-            tmp[t, j] = v
+            v = out[t, j] - m
+            out[t, j] = v
             s += v * v
-        glob = np.sqrt(s / max(n_frames, 1))
-        if norm_half <= 0 or n_frames <= 2 * norm_half:
-            inv = 1.0 / glob if glob > 1e-12 else 0.0
-            for t in range(n_frames):
-                out[t, j] = tmp[t, j] * inv
-        else:
-            # running sum of squares over [t - norm_half, t + norm_half]
-            acc = 0.0
-            for t in range(min(n_frames, norm_half + 1)):
-                acc += tmp[t, j] * tmp[t, j]
-            for t in range(n_frames):
-                lo, hi = t - norm_half, t + norm_half
-                cnt = min(n_frames - 1, hi) - max(0, lo) + 1
-                loc = np.sqrt(acc / cnt) + 0.1 * glob  # floor: never amplify near-silence
-                out[t, j] = tmp[t, j] / loc if loc > 1e-12 else 0.0
-                if hi + 1 < n_frames:
-                    acc += tmp[hi + 1, j] * tmp[hi + 1, j]
-                if lo >= 0:
-                    acc -= tmp[lo, j] * tmp[lo, j]
+        rms = np.sqrt(s / max(n_frames, 1))
+        inv = 1.0 / rms if rms > 1e-12 else 0.0
         for t in range(n_frames):
-            v = out[t, j]
+            v = out[t, j] * inv
             if v > clip:
                 v = clip
             elif v < -clip:
