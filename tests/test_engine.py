@@ -316,7 +316,7 @@ def test_whitening_matches_its_definition(rng):
     smooth = np.cumsum(rng.normal(size=(t, j)), axis=0) * 0.3  # sustained "notes"
     feat = smooth + np.linspace(0, 5, j)[None, :] + rng.normal(size=(t, j))
     out = np.empty_like(feat)
-    _kernels.whiten(feat, hp_t, hp_f, 1e-3, 3.0, out)
+    _kernels.whiten(feat, hp_t, hp_f, 1e-3, 3.0, 0, out)
     tmp = feat - feat.mean(axis=1, keepdims=True)
     ti, ji = np.arange(t), np.arange(j)
     x = np.stack([tmp[np.maximum(ti - hp_t, 0)], tmp[np.minimum(ti + hp_t, t - 1)],
@@ -329,6 +329,11 @@ def test_whitening_matches_its_definition(rng):
     r -= r.mean(axis=0)
     want = np.clip(r / np.sqrt((r ** 2).mean(axis=0)), -3.0, 3.0)
     np.testing.assert_allclose(out, want, atol=1e-9)
+    half = 8  # local normalisation: RMS over +-8 frames plus a tenth of the band's RMS
+    _kernels.whiten(feat, hp_t, hp_f, 1e-3, 3.0, half, out)
+    glob = np.sqrt((r ** 2).mean(axis=0))
+    loc = np.array([np.sqrt((r[max(0, i - half):i + half + 1] ** 2).mean(axis=0)) for i in range(t)])
+    np.testing.assert_allclose(out, np.clip(r / (loc + 0.1 * glob), -3.0, 3.0), atol=1e-9)
     # the fitted prediction leaves less than any fixed one, e.g. the old time high-pass
     for coef in ([0.5, 0.5, 0, 0], [0.25, 0.25, 0.25, 0.25]):
         fixed = yc - xc @ np.array(coef)

@@ -37,7 +37,7 @@ def band_energy(spec, starts, stops, weights, rel_floor, out):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def whiten(feat, hp_t, hp_f, ridge, clip, out):
+def whiten(feat, hp_t, hp_f, ridge, clip, norm_half, out):
     """Whiten log band energies ``feat[t, j]`` into ``out``.
 
     Removes each frame's mean over bands (loudness), then subtracts the best linear
@@ -47,8 +47,10 @@ def whiten(feat, hp_t, hp_f, ridge, clip, out):
     mean variance). The neighbours carry other, independent chips, so the music's
     own smooth structure cancels while the tile's chip passes; the fit adapts the
     prediction to the clip (sustained notes lean on time, dense spectra on bands).
-    Finally each band is centred, scaled to unit RMS and clipped to ``+-clip``, so
-    loud transients weigh less.
+    Finally each band is centred, scaled to unit local RMS (over ``+-norm_half``
+    frames, plus a tenth of the band's RMS so near-silence is never amplified; the
+    whole clip when ``norm_half`` is 0) and clipped to ``+-clip``, so loud
+    transients and noisy passages weigh less than steady ones.
     """
     n_frames, n_bands = feat.shape
     tmp = np.empty((n_frames, n_bands))
@@ -143,10 +145,26 @@ def whiten(feat, hp_t, hp_f, ridge, clip, out):
             v = out[t, j] - m
             out[t, j] = v
             s += v * v
-        rms = np.sqrt(s / max(n_frames, 1))
-        inv = 1.0 / rms if rms > 1e-12 else 0.0
+        glob = np.sqrt(s / max(n_frames, 1))
+        if norm_half <= 0 or n_frames <= 2 * norm_half:
+            inv = 1.0 / glob if glob > 1e-12 else 0.0
+            for t in range(n_frames):
+                tmp[t, j] = out[t, j] * inv
+        else:
+            acc = 0.0  # running sum of squares over [t - norm_half, t + norm_half]
+            for t in range(min(n_frames, norm_half + 1)):
+                acc += out[t, j] * out[t, j]
+            for t in range(n_frames):
+                lo, hi = t - norm_half, t + norm_half
+                cnt = min(n_frames - 1, hi) - max(0, lo) + 1
+                loc = np.sqrt(max(acc, 0.0) / cnt) + 0.1 * glob
+                tmp[t, j] = out[t, j] / loc if loc > 1e-12 else 0.0
+                if hi + 1 < n_frames:
+                    acc += out[hi + 1, j] * out[hi + 1, j]
+                if lo >= 0:
+                    acc -= out[lo, j] * out[lo, j]
         for t in range(n_frames):
-            v = out[t, j] * inv
+            v = tmp[t, j]
             if v > clip:
                 v = clip
             elif v < -clip:

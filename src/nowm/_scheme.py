@@ -55,10 +55,12 @@ class Scheme:
     #: SNR (dB) a tile may reach, and the lowest SNR (dB) inside the watermark's
     #: bands (500 Hz - 7 kHz) a tile may reach
     masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 26.0, 20.0)
-    #: whitened features are clipped to +-feature_clip standard deviations
+    #: whitened features are clipped to +-feature_clip local standard deviations
     feature_clip: float = 3.0
     #: ridge of the whitening's least-squares prediction, relative to the mean variance
     whiten_ridge: float = 1e-3
+    #: half-width (frames) of the whitened features' local normalisation; 0: whole clip
+    norm_frames: int = 8
     #: effective number of independent hypotheses as ``(clip seconds, n)`` pairs,
     #: fitted on unmarked real music by ``benchmarks/calibrate.py`` and
     #: interpolated in log-duration (see ``detection.false_alarm``); empty means

@@ -164,7 +164,7 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
     _kernels.band_energy(spec, starts, stops, weights, _FLOOR * n_fft / 32, logs)
     out = np.empty_like(logs)
     _kernels.whiten(logs, scheme.tile_frames, scheme.steps, scheme.whiten_ridge,
-                    scheme.feature_clip, out)
+                    scheme.feature_clip, scheme.norm_frames, out)
     return out
 
 
