@@ -215,7 +215,7 @@ def _plan(src, pol, owner: int, file_size: int):
     ``layout`` is None when the chunk chain is not sound."""
     lay = parse(src, file_size)
     if lay.fatal:
-        return None, [f"WAV tags not written: {'; '.join(lay.problems)}"], [], []
+        return None, [f"WAV tags not written: {'; '.join(lay.problems)}"], []
     notes = [f"WAV: {p} (repaired in the copy)" for p in lay.problems]
     pmx = next((c for c in lay.chunks if c.cid == b"_PMX"), None)
     info = next((c for c in lay.chunks if is_info(src, c)), None)
