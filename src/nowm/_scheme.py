@@ -112,9 +112,9 @@ class Scheme:
         """Effective number of independent hypotheses searched in ``duration`` s
         (by the nominal search alone if ``nominal``)."""
         table = self.nominal_tests if nominal else self.effective_tests
-        if not table:
-            return float(self.n_hypotheses // (1 if not nominal else
-                                               self.n_shifts * len(self.time_scales)))
+        if not table:  # the plain count of hypotheses (Bonferroni)
+            return float(self.n_hypotheses // (self.n_shifts * len(self.time_scales))
+                         if nominal else self.n_hypotheses)
         d, n = np.array(table, dtype=float).T
         return float(np.exp(np.interp(np.log(max(duration, 1e-3)), np.log(d), np.log(n))))
 

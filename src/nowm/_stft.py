@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_range", "frames", "windowed_frames", "overlap_add", "sqrt_hann", "hann",
+__all__ = ["frame_range", "windowed_frames", "overlap_add", "sqrt_hann", "hann",
            "rfft", "irfft"]
 
 
@@ -34,25 +34,6 @@ def frame_range(start: int, length: int, n_fft: int, hop: int):
     first = -((-(start - half + 1)) // hop)  # ceil((start - half + 1) / hop)
     last = (start + length - 1 + half) // hop
     return first, last + 1
-
-
-def frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int,
-           window: np.ndarray | None = None) -> np.ndarray:
-    """Frames ``t0..t1-1`` of signal ``x`` whose first sample has global index ``start``,
-    multiplied by ``window`` if given.
-
-    Samples outside ``x`` are zeros. Returns shape (t1 - t0, n_fft), a copy.
-    """
-    half = n_fft // 2
-    lo = t0 * hop - half - start  # index in x of frame t0's first sample
-    hi = (t1 - 1) * hop - half - start + n_fft
-    pad_lo, pad_hi = max(0, -lo), max(0, hi - len(x))
-    xp = x[max(lo, 0):min(hi, len(x))]
-    if pad_lo or pad_hi:
-        xp = np.concatenate([np.zeros(pad_lo, x.dtype), xp, np.zeros(pad_hi, x.dtype)])
-    view = np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
-    view = view[: t1 - t0]
-    return np.array(view) if window is None else view * window
 
 
 def windowed_frames(x: np.ndarray, start: int, t0: int, t1: int, n_fft: int, hop: int,

@@ -158,7 +158,7 @@ def features(x16: np.ndarray, scheme: Scheme = SCHEME) -> np.ndarray:
     """Whitened log band energies ``(frames, n_det_bands)`` of a 16 kHz mono clip."""
     n_fft, hop = scheme.n_fft, scheme.hop
     t1 = (len(x16) - 1) // hop + 1
-    spec = _stft.rfft(_stft.frames(x16, 0, 0, t1, n_fft, hop, _stft.hann(n_fft)))
+    spec = _stft.rfft(_stft.windowed_frames(x16, 0, 0, t1, n_fft, hop, _stft.hann(n_fft)))
     starts, stops, weights = band_weights_cached(scheme)
     logs = np.empty((t1, len(starts)))
     _kernels.band_energy(spec, starts, stops, weights, _FLOOR * n_fft / 32, logs)

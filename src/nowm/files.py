@@ -166,7 +166,7 @@ def read_mono(f, n, label=None) -> np.ndarray:
 def _float_source(f) -> bool:
     """Whether ``f`` stores floating-point samples, the only kind that can hold NaN or
     infinity (integer PCM and lossy decoders cannot), so reads of the rest skip the check."""
-    return getattr(f, "subtype", "FLOAT") in ("FLOAT", "DOUBLE") or not hasattr(f, "subtype")
+    return getattr(f, "subtype", "FLOAT") in ("FLOAT", "DOUBLE")  # no subtype: assume float
 
 
 def _int_bits(subtype: str):
