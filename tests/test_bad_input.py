@@ -55,6 +55,12 @@ def test_not_audio(tmp_path, capsys):
         nowm.detect_file(p)
     code, _, err = _cli(["detect", p], capsys)
     assert code == 3 and "notes.wav" in err
+    noise = tmp_path / "noise.mp3"  # random bytes: libsndfile's own words would say "does not exist"
+    noise.write_bytes(np.random.default_rng(1).bytes(5000))
+    with pytest.raises(nowm.AudioFormatError, match="noise.mp3.*unrecognised format or corrupt"):
+        nowm.detect_file(noise)
+    verdict = nowm.check(noise)  # the ingest path reports instead of raising
+    assert verdict.status == "unreadable" and "does not exist" not in verdict.error
 
 
 def test_empty_file(tmp_path):

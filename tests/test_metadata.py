@@ -700,6 +700,12 @@ def test_embed_file_carries_source_tags_over(tmp_path, kind):
         assert b"bext" + struct.pack("<I", 602) + b"B" * 602 in data
         assert b"abcd" + struct.pack("<I", 3) + b"odd\0" in data
         assert data.count(b"LIST") == 1 and b"(c) 2024 Band; No AI training" in data
+        with open(dst, "rb") as f:  # tags written in place: only libsndfile's old list is blanked
+            from nowm.metadata import riff
+
+            ids = [c.cid for c in riff.parse(f, len(data)).chunks]
+        assert ids.count(b"JUNK") == 1 and ids[-1] == b"LIST", ids
+        assert sf.info(dst).frames == sf.info(src).frames and sf.SoundFile(dst).title == "Song"
     elif kind == "mp3":
         tags = File(dst).tags
         assert tags.getall("APIC")[0].data == PICTURE and tags["TXXX:Mood"].text == ["calm"]

@@ -84,6 +84,16 @@ def _check_readable(path: Path) -> None:
         raise AudioFormatError(f"{path}: empty file (0 bytes); it holds no audio")
 
 
+def libsndfile_reason(exc) -> str:
+    """libsndfile's reason for refusing a file, readable: for data it cannot parse it
+    says the file "does not exist or is not a regular file", which misleads once the
+    file was found to be a readable regular file."""
+    msg = str(exc).split(":")[-1].strip() or "unknown error"
+    if "does not exist or is not a regular file" in msg:
+        return "unrecognised format or corrupt data"
+    return msg
+
+
 def open_audio(path):
     """Open ``path`` for reading with soundfile (M4A/AAC: PyAV), turning errors into nowm's."""
     import soundfile as sf
@@ -95,9 +105,8 @@ def open_audio(path):
     try:
         f = sf.SoundFile(str(path))
     except sf.LibsndfileError as exc:
-        msg = str(exc).split(":")[-1].strip() or "unknown error"
         raise AudioFormatError(
-            f"{path}: not a readable audio file ({msg}); nowm reads WAV, FLAC, Ogg Vorbis, "
+            f"{path}: not a readable audio file ({libsndfile_reason(exc)}); nowm reads WAV, FLAC, Ogg Vorbis, "
             "Opus, MP3 and the other formats libsndfile knows; convert it first"
         ) from None
     except (OSError, RuntimeError) as exc:

@@ -281,8 +281,10 @@ def _open(src: _Source):
     try:
         f = sf.SoundFile(handle)
     except sf.LibsndfileError as exc:
-        msg = str(exc).split(":")[-1].strip() or "unknown error"
-        raise AudioFormatError(f"{src.label}: not a readable audio file ({msg}); {_m4a_hint(head)}") from None
+        from .files import libsndfile_reason
+
+        raise AudioFormatError(f"{src.label}: not a readable audio file "
+                               f"({libsndfile_reason(exc)}); {_m4a_hint(head)}") from None
     except (OSError, RuntimeError, TypeError) as exc:
         raise AudioIOError(f"{src.label}: cannot open ({exc})") from None
     if not audio.MIN_SR <= f.samplerate <= audio.MAX_SR:

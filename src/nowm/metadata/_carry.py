@@ -61,9 +61,17 @@ def _carry_wav(src: Path, dst: Path) -> list:
             if c.size > _MAX_CHUNK:
                 notes.append(f"source chunk {c.cid.decode('latin-1')!r} of {c.size} bytes not carried over")
                 continue
-            has_info = has_info or riff.is_info(s, c)
             s.seek(c.data_offset)
-            extra.append(riff._chunk(c.cid, s.read(c.size)))
+            chunk = riff._chunk(c.cid, s.read(c.size))
+            if riff.is_info(s, c) and not has_info:
+                info = chunk
+                has_info = True
+            else:
+                extra.append(chunk)
+    # the INFO list goes last: nowm's tags replace it next, and at the end of the file
+    # the in-place writer cuts it off instead of leaving a JUNK chunk behind
+    if has_info:
+        extra.append(info)
     if not extra:
         return notes
     names = sorted({x[:4].decode("latin-1").strip() for x in extra})
