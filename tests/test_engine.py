@@ -361,3 +361,37 @@ def test_two_stage_false_alarm_union_bound():
     s0 = dataclasses.replace(s, nominal_tests=())
     assert two_stage_false_alarm(6.0, 6.0, 10.0, s0) == (pytest.approx(false_alarm(6.0, 10.0, s0)), False)
     assert two_stage_false_alarm(0.0, 0.0, 10.0, s)[0] == 1.0
+
+
+def test_payload_weights_follow_the_bands_that_kept_the_mark(music, rng):
+    """The owner decoder weights each band's data tiles by the mark's amplitude the
+    sync tiles show there: with loud noise over everything above 3 kHz those bands
+    carry (almost) no mark, so they get (almost) no weight, and the weighted soft
+    bits carry more signal per coded bit than with equal weights."""
+    import dataclasses
+
+    from nowm import detection, ecc, payload
+    from nowm._scheme import SCHEME, patterns
+    from nowm.keys import PUBLIC_KEY
+    from scipy.signal import butter, sosfiltfilt
+
+    y, sr = music
+    owner = 123456
+    x16 = nowm.embed(y[: 30 * sr], sr, owner=owner).mean(axis=1)
+    x16 = nowm.audio.resample(x16.astype(np.float64), sr, 16000)
+    hiss = sosfiltfilt(butter(8, 3000, "highpass", fs=16000, output="sos"), rng.normal(size=len(x16)))
+    x16 = x16 + 3 * np.std(x16) * hiss / np.std(hiss)
+    best = detection._search(detection.features(x16), PUBLIC_KEY, SCHEME)["nominal"]
+    pat = patterns(PUBLIC_KEY, SCHEME)
+    w = detection._band_weights(best, pat, SCHEME)
+    centres = SCHEME.band_centres()
+    assert w.max() == 1.0 and w.min() >= 0.0
+    assert w[centres > 4000].mean() < 0.2 * w[centres < 2000].mean()
+
+    coded = ecc.encode(payload.pack(0, owner)) * 2 - 1
+    right = {}
+    for h in (0, SCHEME.soft_bands):
+        soft = detection._soft_bits(best, PUBLIC_KEY, dataclasses.replace(SCHEME, soft_bands=h))
+        right[h] = float(np.mean(soft * coded))  # signal per coded bit, in noise units
+        assert abs(soft.std() - 1) < 1  # scaled to unit noise, whatever the weights
+    assert right[SCHEME.soft_bands] > 1.08 * right[0]  # measured: 0.467 against 0.419

@@ -61,6 +61,9 @@ class Scheme:
     whiten_ridge: float = 1e-3
     #: half-width (frames) of the whitened features' local normalisation; 0: whole clip
     norm_frames: int = 8
+    #: half-width (bands) over which the payload decoder estimates the mark's
+    #: amplitude per band from the sync tiles, to weight the data tiles (0: no weighting)
+    soft_bands: int = 4
     #: effective number of independent hypotheses as ``(clip seconds, n)`` pairs,
     #: fitted on unmarked real music by ``benchmarks/calibrate.py`` and
     #: interpolated in log-duration (see ``detection.false_alarm``); empty means

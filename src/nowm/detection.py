@@ -216,15 +216,50 @@ def _search(feat, key, scheme):
     return best
 
 
+def _band_weights(best, pat, scheme):
+    """Weight of every embedding band's data tiles in the soft bits (maximum-ratio combining).
+
+    The mark's amplitude in band ``b`` is estimated from the sync tiles, whose chips
+    are known once the sync is found: their correlation with the aligned tile sums,
+    pooled over ``+-soft_bands`` neighbouring bands. Each band's data tiles are then
+    weighted by that amplitude over the band's tile variance, so bands where a codec
+    or the music left little of the mark add little noise. The weights come from
+    the sync tiles only, whose chips are independent of the data chips, so the soft
+    bits stay unbiased.
+    """
+    h = scheme.soft_bands
+    if h <= 0:
+        return np.ones(scheme.n_bands)
+    T, tile = scheme.period_frames, scheme.tile_frames
+    tau = (tile * np.arange(scheme.period_tiles) - best["offset"]) % T
+    cols = scheme.steps * np.arange(scheme.n_bands) + best["shift"]
+    v = best["boxes"][tau][:, cols]  # (period_tiles, n_bands), aligned with the pattern
+    sync = pat.sync[best["policy"]]
+
+    def pooled(x):  # sums over +-h bands
+        c = np.concatenate([[0.0], np.cumsum(x)])
+        i = np.arange(len(x))
+        return c[np.minimum(i + h + 1, len(x))] - c[np.maximum(i - h, 0)]
+
+    amp = pooled((sync * v).sum(axis=0)) / np.maximum(pooled(pat.is_sync.sum(axis=0)), 1.0)
+    var = pooled((v * v).sum(axis=0)) / pooled(np.full(scheme.n_bands, float(len(v))))
+    # a floor on the variance, so a band the clip left (nearly) silent cannot blow up
+    w = np.maximum(amp, 0.0) / np.maximum(var, 0.1 * var.mean() + 1e-300)
+    return w / w.max() if w.max() > 0 else np.ones(scheme.n_bands)
+
+
 def _soft_bits(best, key, scheme):
     """Soft coded payload bits at the best alignment, scaled to unit noise."""
     pat = patterns(key, scheme)
+    boxes = best["boxes"].copy()
+    cols = scheme.steps * np.arange(scheme.n_bands) + best["shift"]
+    boxes[:, cols] *= _band_weights(best, pat, scheme)[None, :]
     soft = np.empty(pat.n_coded)
-    _kernels.data_soft(best["boxes"], best["offset"], best["shift"], scheme.steps, 0,
+    _kernels.data_soft(boxes, best["offset"], best["shift"], scheme.steps, 0,
                        scheme.tile_frames, pat.data_pn, pat.data_bit, soft)
     # every data tile adds a term of variance boxes**2 (as for the sync statistic)
     sq = np.empty(pat.n_coded)
-    _kernels.data_soft(best["boxes"] ** 2, best["offset"], best["shift"], scheme.steps, 0,
+    _kernels.data_soft(boxes ** 2, best["offset"], best["shift"], scheme.steps, 0,
                        scheme.tile_frames, np.abs(pat.data_pn), pat.data_bit, sq)
     return soft / np.sqrt(max(float(sq.mean()), 1e-12))
 
