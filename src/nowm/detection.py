@@ -216,7 +216,7 @@ def _search(feat, key, scheme):
     return best
 
 
-def _band_weights(best, pat, scheme):
+def _band_weights(best, pat, cols, scheme):
     """Weight of every embedding band's data tiles in the soft bits (maximum-ratio combining).
 
     The mark's amplitude in band ``b`` is estimated from the sync tiles, whose chips
@@ -225,14 +225,14 @@ def _band_weights(best, pat, scheme):
     weighted by that amplitude over the band's tile variance, so bands where a codec
     or the music left little of the mark add little noise. The weights come from
     the sync tiles only, whose chips are independent of the data chips, so the soft
-    bits stay unbiased.
+    bits stay unbiased. ``cols`` are the detector columns of the embedding bands at
+    the alignment's band shift.
     """
     h = scheme.soft_bands
     if h <= 0:
         return np.ones(scheme.n_bands)
     T, tile = scheme.period_frames, scheme.tile_frames
     tau = (tile * np.arange(scheme.period_tiles) - best["offset"]) % T
-    cols = scheme.steps * np.arange(scheme.n_bands) + best["shift"]
     v = best["boxes"][tau][:, cols]  # (period_tiles, n_bands), aligned with the pattern
     sync = pat.sync[best["policy"]]
 
@@ -250,10 +250,10 @@ def _band_weights(best, pat, scheme):
 
 def _soft_bits(best, key, scheme):
     """Soft coded payload bits at the best alignment, scaled to unit noise."""
-    pat = patterns(key, scheme)
+    pat, _, _, cols = _Tables.get(key, scheme)
+    cols = cols[best["shift"]]
     boxes = best["boxes"].copy()
-    cols = scheme.steps * np.arange(scheme.n_bands) + best["shift"]
-    boxes[:, cols] *= _band_weights(best, pat, scheme)[None, :]
+    boxes[:, cols] *= _band_weights(best, pat, cols, scheme)[None, :]
     soft = np.empty(pat.n_coded)
     _kernels.data_soft(boxes, best["offset"], best["shift"], scheme.steps, 0,
                        scheme.tile_frames, pat.data_pn, pat.data_bit, soft)
