@@ -217,8 +217,14 @@ def test_cli_numba_start_skips_blas_probe_and_restores_scipy():
 
 def test_detect_says_too_short_and_silent(tmp_path, capsys):
     short, silent = tmp_path / "short.wav", tmp_path / "silent.wav"
+    brief, long = tmp_path / "brief.wav", tmp_path / "long.wav"
     sf.write(short, synth_music(1.0, 16000, seed=4), 16000)
     sf.write(silent, np.zeros((5 * 16000, 2)), 16000)
-    code, text, _ = _cli(["detect", short, silent], capsys)
+    sf.write(brief, synth_music(2.0, 16000, seed=4), 16000)
+    sf.write(long, synth_music(5.0, 16000, seed=4), 16000)
+    code, text, _ = _cli(["detect", short, silent, brief, long], capsys)
     lines = text.strip().splitlines()
     assert code == 1 and "too short to judge (1.0 s" in lines[0] and "digital silence" in lines[1]
+    # an unmarked verdict on less than 3 s says that it is weak; from 3 s it does not
+    assert "not marked" in lines[2] and "often missed" in lines[2]
+    assert "not marked" in lines[3] and "often missed" not in lines[3]

@@ -95,4 +95,10 @@ def _verdict(rec) -> str:
         return f"{rec['path']}: digital silence, nothing to judge ({rec['duration']:.1f} s)"
     why = f" ({rec['reason']})" if rec.get("reason") else ""
     fa_txt = "n/a" if fa is None else f"{fa:.2g}"
-    return f"{rec['path']}: not marked{why}; false-alarm probability of best match {fa_txt}, {rec['duration']:.1f} s"
+    out = f"{rec['path']}: not marked{why}; false-alarm probability of best match {fa_txt}, {rec['duration']:.1f} s"
+    from ..ingest import MIN_CHECK_SECONDS
+
+    if rec["duration"] < MIN_CHECK_SECONDS:  # no verdict `nowm check` would count as allowed
+        out += (f" (under {MIN_CHECK_SECONDS:g} s a mark is often missed; "
+                "check a longer stretch of the source)")
+    return out
