@@ -562,8 +562,8 @@ def limit_gain(y, scale, w, limit, release, out):
 
 
 @njit(**_JIT)
-def viterbi(soft, signs, mem, out):
-    """Soft-decision Viterbi decoding of a terminated convolutional code.
+def viterbi(soft, signs, mem, tail_biting, out):
+    """Soft-decision Viterbi decoding of a convolutional code.
 
     Parameters
     ----------
@@ -572,7 +572,13 @@ def viterbi(soft, signs, mem, out):
     signs : float64 [shape=(n_states, 2, n_out)]
         +-1 coded outputs for each state and input bit.
     mem : int
-        Encoder memory (K - 1); the last ``mem`` steps are zero tail bits.
+        Encoder memory (K - 1).
+    tail_biting : bool
+        False: the code is terminated (the encoder starts in state 0 and the last
+        ``mem`` steps are zero tail bits). True: every start state is equally
+        likely and the path ends in the best state; the caller wraps the soft
+        values around (a copy of the end before the start and of the start after
+        the end) and keeps the middle of ``out``.
     out : int8 [shape=(n_steps,)]
         Decoded input bits.
     """
@@ -580,13 +586,16 @@ def viterbi(soft, signs, mem, out):
     n_states = 1 << mem
     mask = n_states - 1
     neg = -1e300
-    metric = np.full(n_states, neg)
-    metric[0] = 0.0
+    if tail_biting:
+        metric = np.zeros(n_states)
+    else:
+        metric = np.full(n_states, neg)
+        metric[0] = 0.0
     new = np.empty(n_states)
     back = np.empty((n_steps, n_states), np.int32)
     for t in range(n_steps):
         new[:] = neg
-        limit_one = t < n_steps - mem
+        limit_one = tail_biting or t < n_steps - mem
         for s in range(n_states):
             m = metric[s]
             if m == neg:
@@ -602,6 +611,10 @@ def viterbi(soft, signs, mem, out):
                     back[t, ns] = s
         metric[:] = new
     state = 0
+    if tail_biting:
+        for s in range(n_states):
+            if metric[s] > metric[state]:
+                state = s
     for t in range(n_steps - 1, -1, -1):
         out[t] = state & 1
         state = back[t, state]
