@@ -89,6 +89,39 @@ def test_long_file_detected_in_windows(tmp_path):
     assert not nowm.detect_file(src).marked
 
 
+def test_long_file_windows_reuse_the_frame_grid_found(tmp_path, monkeypatch):
+    """A marked file cut 1000 samples in (16 kHz): the first window searches both
+    frame grids and finds the mark on the nearer one; later windows search that grid
+    alone (moved to their own start), and the verdict and owner id hold."""
+    import nowm.files as files
+
+    sr = 16000
+    y = synth_music(75.0, sr, seed=12)
+    src = tmp_path / "long.flac"
+    sf.write(src, y, sr, subtype="PCM_24")
+    out = tmp_path / "long.nowm.flac"
+    nowm.embed_file(src, out, policy="no-tdm", owner=77, strength=2.0)
+    m, _ = sf.read(out)
+    cut = tmp_path / "cut.flac"
+    sf.write(cut, m[1000:], sr, subtype="PCM_24")
+    calls = []
+    real = files.detect_16k
+
+    def spy(seg, **kw):
+        det = real(seg, **kw)
+        calls.append((kw.get("lags"), det._lag))
+        return det
+
+    monkeypatch.setattr(files, "detect_16k", spy)
+    det = nowm.detect_file(cut, full=True)
+    assert det.marked and det.policy == "no-tdm" and det.owner == 77
+    assert len(calls) == 3 and calls[0][0] is None
+    lag = calls[0][1]  # the embedder's frames now start at 24 (= -1000 % 256): grid 0 is nearer
+    assert lag == 0
+    # 30 s windows are whole hops long: the grid keeps its place in the next windows
+    assert [c[0] for c in calls[1:]] == [(lag,), (lag,)]
+
+
 def test_sample_round_trip(tmp_path):
     dst = tmp_path / "sample.nowm.flac"
     with warnings.catch_warnings():

@@ -16,7 +16,9 @@ than their count). The nominal part of the search (tempo 1, no band shift: a
 clip that was transcoded, resampled or filtered but not stretched) has far fewer
 hypotheses and its own fitted count; both maxima are tested, each at half the
 budget (:func:`two_stage_false_alarm`), so an unstretched clip is judged against
-a lower bar than the full search needs.
+a lower bar than the full search needs. The nominal search runs on
+``scheme.sub_grids`` frame grids half a hop apart, so a clip cut between the
+embedder's frames loses little (:func:`_nominal_sub_grids`).
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ class Detection:
     tags: object = None  # nowm.metadata.TagReport from detect_file, separate from the verdict
     #: maximum ``z`` of the nominal search alone (tempo 1, no band shift)
     nominal_score: float | None = field(default=None, repr=False)
+    #: frame grid (samples from the clip start) of the nominal hypothesis that
+    #: carried the verdict; None when the full search did
+    _lag: int | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in (
@@ -178,15 +183,20 @@ def band_weights_cached(scheme: Scheme):
     return _BANDS[scheme]
 
 
-def _search(feat, key, scheme):
-    """Best hypothesis over tempo, policy, shift and offset; returns a dict."""
+def _search(feat, key, scheme, scales=None, lag=0):
+    """Best hypothesis over tempo, policy, shift and offset; returns a dict.
+
+    ``scales`` restricts the tempo factors searched (default: ``scheme.time_scales``).
+    ``best["nominal"]`` is the best hypothesis at tempo 1 and no band shift. ``lag``
+    (samples from the clip start to the features' first frame) is recorded in both.
+    """
     pat, sync_hat, mask_hat, cols = _Tables.get(key, scheme)
     T, tile = scheme.period_frames, scheme.tile_frames
     fold = np.empty((T, feat.shape[1]))
     counts = np.empty(T)
     boxes = np.empty_like(fold)
     best = nominal = None
-    for scale in scheme.time_scales:
+    for scale in scheme.time_scales if scales is None else scales:
         _kernels.rescale_fold(feat, scale, T, fold, counts)
         total = counts.sum()
         if total <= 0:
@@ -204,16 +214,38 @@ def _search(feat, key, scheme):
         zmax = float(z[p, s, o])
         if best is None or zmax > best["z"]:
             best = dict(z=zmax, policy=int(p), shift=int(s), offset=int(o), scale=scale,
-                        boxes=boxes.copy(), per_policy=z.max(axis=(1, 2)))
+                        boxes=boxes.copy(), per_policy=z.max(axis=(1, 2)), lag=lag)
         if scale == 1.0 and nominal is None:  # the nominal hypotheses: no shift either
             zn = z[:, scheme.max_shift, :]
             p, o = np.unravel_index(int(np.argmax(zn)), zn.shape)
             nominal = dict(z=float(zn[p, o]), policy=int(p), shift=scheme.max_shift,
                            offset=int(o), scale=scale,
                            boxes=best["boxes"] if best["scale"] == scale else boxes.copy(),
-                           per_policy=zn.max(axis=1))
+                           per_policy=zn.max(axis=1), lag=lag)
     best["nominal"] = nominal
     return best
+
+
+def grid_lags(scheme: Scheme = SCHEME) -> tuple:
+    """Start (samples) of every frame grid the nominal search runs on: ``hop / sub_grids`` apart."""
+    return tuple(k * scheme.hop // scheme.sub_grids for k in range(scheme.sub_grids))
+
+
+def _nominal_sub_grids(x16, nominal, key, scheme, lags):
+    """The nominal search on more frame grids; the best nominal hypothesis.
+
+    A clip cut at an arbitrary sample sees the embedder's STFT frames up to half a
+    hop away, which weakens the statistic (by a fifth at half a hop); the nominal
+    search is therefore repeated on the frame grids starting ``lags`` samples
+    into the clip. The winner records its grid's start in ``lag``.
+    """
+    for lag in lags:
+        if (len(x16) - lag) / scheme.sr < MIN_DETECT_SECONDS:
+            break
+        alt = _search(features(x16[lag:], scheme), key, scheme, scales=(1.0,), lag=lag)["nominal"]
+        if alt is not None and (nominal is None or alt["z"] > nominal["z"]):
+            nominal = alt
+    return nominal
 
 
 def _band_weights(best, pat, cols, scheme):
@@ -270,8 +302,15 @@ def _decode_owner(soft, policy_code, scheme):
 
 
 def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOLD,
-               scheme: Scheme = SCHEME) -> Detection:
-    """:func:`detect` on audio already in the detection domain (16 kHz mono float)."""
+               scheme: Scheme = SCHEME, lags=None) -> Detection:
+    """:func:`detect` on audio already in the detection domain (16 kHz mono float).
+
+    ``lags`` are the frame grids searched (samples from the clip start; default
+    :func:`grid_lags`): the full search runs on the first, the nominal search on
+    all. A caller that already knows the grid of the mark (a later window of the
+    same file, see :func:`nowm.files.detect_file`) passes that one alone; the
+    false-alarm probability still counts every grid, so it stays conservative.
+    """
     key = resolve_key(key)
     duration = len(x16) / scheme.sr
     kname = "public" if key.is_public else key.fingerprint
@@ -281,9 +320,10 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
     if not np.any(x16):
         return Detection(False, 1.0, None, None, 0.0, None, None, None, duration, kname,
                          reason="silent")
-    feat = features(x16, scheme)
-    best = _search(feat, key, scheme)
-    nominal = best["nominal"]
+    lags = grid_lags(scheme) if lags is None else tuple(int(v) for v in lags)
+    feat = features(x16[lags[0]:], scheme)
+    best = _search(feat, key, scheme, lag=lags[0])
+    nominal = _nominal_sub_grids(x16, best["nominal"], key, scheme, lags[1:])
     fa, nominal_won = two_stage_false_alarm(best["z"], nominal and nominal["z"], duration, scheme)
     score = best["z"]
     if nominal_won:  # report (and decode) the hypothesis that carried the verdict
@@ -299,7 +339,8 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
     T = scheme.period_frames
     offset_frames = ((T - best["offset"]) % T) * best["scale"]
     shift = best["shift"] - scheme.max_shift
-    where = dict(offset=offset_frames * scheme.hop / scheme.sr, tempo=best["scale"],
+    where = dict(offset=(offset_frames * scheme.hop + best["lag"]) / scheme.sr,
+                 tempo=best["scale"],
                  pitch=float(2.0 ** (shift / (scheme.bands_per_octave * scheme.steps))))
     if not marked:  # a location is only meaningful for a mark
         where = dict(offset=None, tempo=None, pitch=None)
@@ -309,6 +350,7 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
         candidates={policy_from_code(i).name: float(v) for i, v in enumerate(best["per_policy"])},
         _soft=soft, _policy_code=best["policy"],
         nominal_score=None if nominal is None else nominal["z"],
+        _lag=best["lag"] if nominal_won else None,
     )
 
 

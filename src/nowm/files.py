@@ -378,6 +378,7 @@ def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: b
         buf = []
         have = 0
         results = []
+        lags = None  # every frame grid until a window finds the mark
         read_block = int(5 * sr)
         seen = 0.0
         while True:
@@ -395,7 +396,14 @@ def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: b
                 else:
                     seg, rest = cat[:window], cat[window:]
                 if len(seg) >= MIN_DETECT_SECONDS * scheme.sr or not results:
-                    det = detect_16k(seg, key=key, threshold=threshold, scheme=scheme)
+                    # once a window finds the mark on one frame grid, later windows
+                    # search that grid alone (moved to their own start)
+                    det = detect_16k(seg, key=key, threshold=threshold, scheme=scheme,
+                                     lags=lags)
+                    if det.marked and det._lag is not None:
+                        lags = (det._lag,)
+                    if lags is not None:
+                        lags = ((lags[0] - len(seg)) % scheme.hop,)
                     det.offset = None if det.offset is None else det.offset + seen
                     results.append(det)
                 seen += len(seg) / scheme.sr
