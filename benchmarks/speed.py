@@ -254,6 +254,10 @@ def main(argv=None) -> int:
         res["detect_file_full"] = timed(lambda: nowm.detect_file(dst, full=True), args.repeats)
         d = nowm.detect_file(dst, full=True)
         res["detect_file_full"].update(marked=bool(d.marked), owner=d.owner)
+        # the unmarked original: no window finds a mark, so every window searches
+        # every frame grid (a marked file searches the grid it found)
+        res["detect_file_full_unmarked"] = timed(lambda: nowm.detect_file(src, full=True),
+                                                 args.repeats)
 
         # 4. start-up
         print("speed: start-up", file=sys.stderr)
@@ -360,6 +364,11 @@ def write_markdown(path: Path, res: dict, config: dict, info: dict, elapsed: flo
         f"| {_x(E, dff['cpu_s'])} ({dff['cpu_s']:.2f} s) | {_x(E, dff['wall_s'])} | ≥ 1000x "
         f"| {_pf(E / dff['cpu_s'] >= 1000)} |",
     ]
+    dfu = res.get("detect_file_full_unmarked")
+    if dfu:
+        lines.append(f"| ... the unmarked original, every window (every frame grid) "
+                     f"| {_x(E, dfu['cpu_s'])} ({dfu['cpu_s']:.2f} s) | {_x(E, dfu['wall_s'])} "
+                     f"| | |")
     mem = res.get("memory", {})
     L = config["long_seconds"]
     long_detect = mem.get(f"detect_file {L:g} s")
