@@ -119,6 +119,24 @@ def test_clips_cut_between_frames_are_searched_on_a_second_grid(marked_sample):
     assert detection.grid_lags(SCHEME) == (0, 128)
 
 
+def test_second_grid_only_when_the_first_shows_something(marked_sample, rng, monkeypatch):
+    """Unmarked audio whose first-grid nominal maximum stays under the gate (z 4) is
+    not searched again; a marked clip is."""
+    from nowm import audio, detection
+
+    calls = []
+    real = detection.features
+    monkeypatch.setattr(detection, "features", lambda x, s: calls.append(len(x)) or real(x, s))
+    noise = rng.normal(0, 0.1, 160000)
+    det = detection.detect_16k(noise)
+    assert det.nominal_score < 4.0 and len(calls) == 1
+    m, sr = marked_sample
+    x = audio.resample(audio.to_mono(audio.as_float2d(m)), sr, 16000)
+    calls.clear()
+    assert detection.detect_16k(x[5000:165000]).marked
+    assert calls == [160000, 160000 - 128]
+
+
 def test_unmarked_clips_never_marked_and_false_alarm_is_uniform(rng):
     """Null distribution: unmarked audio against many random keys (the statistic's
     randomness is the key's chips), plus the public key on many unmarked clips."""

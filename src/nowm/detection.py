@@ -239,6 +239,8 @@ def _nominal_sub_grids(x16, nominal, key, scheme, lags):
     search is therefore repeated on the frame grids starting ``lags`` samples
     into the clip. The winner records its grid's start in ``lag``.
     """
+    if nominal is not None and nominal["z"] < scheme.sub_grid_gate:
+        return nominal  # nothing here that another grid could lift over the threshold
     for lag in lags:
         if (len(x16) - lag) / scheme.sr < MIN_DETECT_SECONDS:
             break
