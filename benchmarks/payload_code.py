@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/payload_code.py [--trials 3000]
+    python benchmarks/payload_code.py --quick --out-dir /tmp/p   # smoke test
 
 The owner payload (48 bits: 32-bit id and CRC-16) is spread over the data tiles
 of every pattern period, each coded bit on several tiles. After the detector's
@@ -21,7 +22,7 @@ over the clip), decodes them, and counts wrong frames, for
 carrying sync, ``E`` is about ``z**2 * (1 - f) / f`` (z of 16, a clean 10 s clip's
 mean with 32 ms tiles and f = 0.75, gives E of about 85).
 
-Writes ``benchmarks/results/payload_code.txt``.
+Writes ``payload_code.txt`` to ``--out-dir`` (default ``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
+sys.path.insert(0, str(HERE))
+import _common  # noqa: E402
 from nowm import _kernels, ecc  # noqa: E402
 
 N_BITS = 48
@@ -98,40 +101,40 @@ def frame_error_rate(code, energy, trials, rng):
     return wrong / trials
 
 
-def wilson(k, n, zc=1.96):
-    p = k / n
-    d = 1 + zc * zc / n
-    c = (p + zc * zc / (2 * n)) / d
-    h = zc * np.sqrt(p * (1 - p) / n + zc * zc / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--trials", type=int, default=3000)
-    ap.add_argument("--energies", default="60,80,100,120,140,160,180")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "payload_code.txt")
+    ap.add_argument("--trials", type=int, default=3000, help="random payloads per cell")
+    ap.add_argument("--energies", default="60,80,100,120,140,160,180",
+                    help="data energies E, comma-separated")
+    ap.add_argument("--out-dir", type=Path, default=HERE / "results")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 30 trials, E = 100, 140")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.trials, args.energies = 30, "100,140"
     t0 = time.perf_counter()
+    info = _common.run_info()
     energies = [float(e) for e in args.energies.split(",")]
     lines = [f"# Frame error rate of 48-bit payloads, {DATA_TILES} data tiles per period, "
              f"{args.trials} random payloads per cell (seeded), 95 % Wilson intervals",
              "# produced by: python benchmarks/payload_code.py --trials "
-             f"{args.trials}", "",
+             f"{args.trials}" + (" (--quick)" if args.quick else ""),
+             f"# commit {info['commit']}, engine source hash {info['engine_hash']}, "
+             f"{info['date_utc']}", "",
              "| data energy E | " + " | ".join(c.name for c in CODES) + " |",
              "|---|" + "---|" * len(CODES)]
     for e in energies:
         cells = []
         for c in CODES:
             fer = frame_error_rate(c, e, args.trials, np.random.default_rng(int(e)))
-            lo, hi = wilson(round(fer * args.trials), args.trials)
+            lo, hi = _common.wilson(round(fer * args.trials), args.trials)
             cells.append(f"{100 * fer:.1f} % ({100 * lo:.1f}-{100 * hi:.1f})")
         lines.append(f"| {e:g} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     lines += ["", f"whole run: {time.perf_counter() - t0:.0f} s"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / "payload_code.txt"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

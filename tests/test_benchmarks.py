@@ -183,3 +183,19 @@ def test_false_alarm_allocation_covers_every_track(bench):
     alloc = false_alarms.allocate([60.0, 600.0, 120.0], 100)
     assert sum(alloc) == 100 and min(alloc) >= 1 and alloc[1] > alloc[2] > alloc[0]
     assert false_alarms.allocate([60.0] * 5, 3) == [1] * 5  # at least one each
+
+
+def test_payload_code_script(tmp_path):
+    """benchmarks/payload_code.py compares the payload codes on a Gaussian channel."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    r = subprocess.run([sys.executable, str(BENCH / "payload_code.py"), "--quick", "--out-dir",
+                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = (tmp_path / "payload_code.txt").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 1")]
+    assert len(rows) == 2 and "k9-r4-tailbiting" in text and "k7-r3-terminated" in text
+    # 30 frames per cell: the rates parse as percentages
+    for row in rows:
+        rates = [float(cell.split("%")[0]) for cell in row.split("|")[2:4]]
+        assert all(0.0 <= r <= 100.0 for r in rates)
