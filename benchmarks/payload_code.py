@@ -45,51 +45,48 @@ N_BITS = 48
 DATA_TILES = 736  # data tiles per period: 64 x 46 tiles, a quarter of them data
 
 
-def _table(constraint, generators):
-    return ecc._output_table(constraint, generators)
+class Terminated:
+    """The terminated code nowm used up to session 7 (the encoder starts in state 0
+    and ends with K - 1 zero tail bits), kept here for comparison."""
 
-
-class Code:
-    def __init__(self, name, constraint, generators, tail_biting):
-        self.name, self.k, self.tb = name, constraint, tail_biting
-        self.table = _table(constraint, generators)
+    def __init__(self, name, constraint, generators):
+        self.name, self.k = name, constraint
+        self.table = ecc._output_table(constraint, generators)
         self.signs = self.table.astype(np.float64) * 2.0 - 1.0
         self.n_out = len(generators)
-        self.n_steps = N_BITS if tail_biting else N_BITS + constraint - 1
+        self.n_coded = (N_BITS + constraint - 1) * self.n_out
 
     def encode(self, bits):
-        mask = (1 << (self.k - 1)) - 1
-        state = 0
-        if self.tb:
-            for b in bits[N_BITS - (self.k - 1):]:
-                state = ((state << 1) | int(b)) & mask
-            seq = bits
-        else:
-            seq = np.concatenate([bits, np.zeros(self.k - 1, np.int8)])
-        out = np.empty((len(seq), self.n_out), np.int8)
-        for i, b in enumerate(seq):
-            out[i] = self.table[state, b]
+        mask, state = (1 << (self.k - 1)) - 1, 0
+        out = []
+        for b in np.concatenate([bits, np.zeros(self.k - 1, np.int8)]):
+            out.append(self.table[state, b])
             state = ((state << 1) | int(b)) & mask
-        return out.ravel()
+        return np.concatenate(out)
 
     def decode(self, soft):
-        steps = soft.reshape(-1, self.n_out)
-        if not self.tb:
-            out = np.empty(self.n_steps, np.int8)
-            _kernels.viterbi(np.ascontiguousarray(steps), self.signs, self.k - 1, False, out)
-            return out[:N_BITS]
-        idx = np.arange(-ecc.WRAP, N_BITS + ecc.WRAP) % N_BITS
-        out = np.empty(len(idx), np.int8)
-        _kernels.viterbi(np.ascontiguousarray(steps[idx]), self.signs, self.k - 1, True, out)
-        return out[ecc.WRAP:ecc.WRAP + N_BITS]
+        out = np.empty(N_BITS + self.k - 1, np.int8)
+        _kernels.viterbi(soft.reshape(-1, self.n_out), self.signs, self.k - 1, False, out)
+        return out[:N_BITS]
 
 
-CODES = [Code("k7-r3-terminated", 7, (0o133, 0o171, 0o165), False),
-         Code("k9-r4-tailbiting", 9, (0o765, 0o671, 0o513, 0o473), True)]
+class Shipped:
+    """:mod:`nowm.ecc` as shipped (tail-biting, rate 1/4, K = 9)."""
+
+    name = "k9-r4-tailbiting"
+    n_coded = ecc.coded_length(N_BITS)
+    encode = staticmethod(ecc.encode)
+
+    @staticmethod
+    def decode(soft):
+        return ecc.decode(soft, N_BITS)
+
+
+CODES = [Terminated("k7-r3-terminated", 7, (0o133, 0o171, 0o165)), Shipped()]
 
 
 def frame_error_rate(code, energy, trials, rng):
-    n_coded = code.n_steps * code.n_out
+    n_coded = code.n_coded
     reps = np.bincount(np.arange(DATA_TILES) % n_coded, minlength=n_coded).astype(float)
     a = np.sqrt(energy / DATA_TILES)
     wrong = 0

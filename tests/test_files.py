@@ -76,31 +76,33 @@ def test_blocks_are_seamless(tmp_path, monkeypatch):
     assert np.max(np.abs(got - want)) < 2e-5
 
 
-def test_long_file_detected_in_windows(tmp_path):
-    sr = 16000
-    y = synth_music(75.0, sr, seed=12)
-    src = tmp_path / "long.flac"
-    sf.write(src, y, sr, subtype="PCM_24")
-    out = tmp_path / "long.nowm.flac"
+@pytest.fixture(scope="module")
+def long_marked(tmp_path_factory):
+    """75 s of generated music at 16 kHz (FLAC) and its marked copy (no-tdm, owner 77)."""
+    tmp = tmp_path_factory.mktemp("long")
+    src, out = tmp / "long.flac", tmp / "long.nowm.flac"
+    sf.write(src, synth_music(75.0, 16000, seed=12), 16000, subtype="PCM_24")
     nowm.embed_file(src, out, policy="no-tdm", owner=77, strength=2.0)
+    return src, out
+
+
+def test_long_file_detected_in_windows(long_marked):
+    src, out = long_marked
     det = nowm.detect_file(out, full=True)
     assert det.marked and det.policy == "no-tdm" and det.owner in (None, 77)
     assert det.duration == pytest.approx(75.0)
     assert not nowm.detect_file(src).marked
 
 
-def test_long_file_windows_reuse_the_frame_grid_found(tmp_path, monkeypatch):
+def test_long_file_windows_reuse_the_frame_grid_found(long_marked, tmp_path, monkeypatch):
     """A marked file cut 1000 samples in (16 kHz): the first window searches both
     frame grids and finds the mark on the nearer one; later windows search that grid
     alone (moved to their own start), and the verdict and owner id hold."""
     import nowm.files as files
+    from nowm.detection import next_lags
 
     sr = 16000
-    y = synth_music(75.0, sr, seed=12)
-    src = tmp_path / "long.flac"
-    sf.write(src, y, sr, subtype="PCM_24")
-    out = tmp_path / "long.nowm.flac"
-    nowm.embed_file(src, out, policy="no-tdm", owner=77, strength=2.0)
+    _, out = long_marked
     m, _ = sf.read(out)
     cut = tmp_path / "cut.flac"
     sf.write(cut, m[1000:], sr, subtype="PCM_24")
@@ -120,6 +122,12 @@ def test_long_file_windows_reuse_the_frame_grid_found(tmp_path, monkeypatch):
     assert lag == 0
     # 30 s windows are whole hops long: the grid keeps its place in the next windows
     assert [c[0] for c in calls[1:]] == [(lag,), (lag,)]
+    # a window that is not whole hops long moves the grid to the next window's start
+    det.marked, det._lag = True, 128
+    assert next_lags(det, None, 1000) == ((128 - 1000) % 256,)
+    det.marked = False  # an unmarked window keeps the grid found before, moved on
+    assert next_lags(det, (24,), 1000) == ((24 - 1000) % 256,)
+    assert next_lags(det, None, 1000) is None
 
 
 def test_sample_round_trip(tmp_path):

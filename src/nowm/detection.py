@@ -356,6 +356,17 @@ def detect_16k(x16: np.ndarray, *, key=None, threshold: float = DEFAULT_THRESHOL
     )
 
 
+def next_lags(det: Detection, lags, n_samples: int, scheme: Scheme = SCHEME):
+    """Frame grid to search in the next window of the same stream, for :func:`detect_16k`.
+
+    Once a window finds the mark on one grid, later windows search that grid alone,
+    moved to their own start (``n_samples`` later); before that, every grid (None).
+    """
+    if det.marked and det._lag is not None:
+        lags = (det._lag,)
+    return None if lags is None else ((lags[0] - n_samples) % scheme.hop,)
+
+
 def combine(results, threshold: float = DEFAULT_THRESHOLD, scheme: Scheme = SCHEME) -> Detection:
     """One verdict from the detections of consecutive windows of one file.
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import _kernels, _pyav, audio
 from ._scheme import SCHEME
 from .detection import (DEFAULT_THRESHOLD, MIN_DETECT_SECONDS, Detection,
-                        combine, detect_16k)
+                        combine, detect_16k, next_lags)
 from .embedding import (MIN_EMBED_SECONDS, OWNER_SECONDS, NowmWarning, _layers,
                         check_owner, check_strength, watermark_block)
 from .errors import (AudioFormatError, AudioIOError, OutputExistsError, ParameterError,
@@ -396,14 +396,9 @@ def detect_file(path, *, key=None, threshold: float = DEFAULT_THRESHOLD, full: b
                 else:
                     seg, rest = cat[:window], cat[window:]
                 if len(seg) >= MIN_DETECT_SECONDS * scheme.sr or not results:
-                    # once a window finds the mark on one frame grid, later windows
-                    # search that grid alone (moved to their own start)
                     det = detect_16k(seg, key=key, threshold=threshold, scheme=scheme,
                                      lags=lags)
-                    if det.marked and det._lag is not None:
-                        lags = (det._lag,)
-                    if lags is not None:
-                        lags = ((lags[0] - len(seg)) % scheme.hop,)
+                    lags = next_lags(det, lags, len(seg), scheme)
                     det.offset = None if det.offset is None else det.offset + seen
                     results.append(det)
                 seen += len(seg) / scheme.sr

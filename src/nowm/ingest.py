@@ -385,8 +385,7 @@ def _stream(f, sr, want, label):
 
 def _detect(src, keys, threshold, offset, duration):
     """``({key name: Detection}, seconds)`` for every key, decoding the audio once."""
-    from ._scheme import SCHEME
-    from .detection import MIN_DETECT_SECONDS, combine, detect_16k
+    from .detection import MIN_DETECT_SECONDS, combine, detect_16k, next_lags
 
     results = {name: [] for name, _ in keys}
     lags = {name: None for name, _ in keys}  # a mark's frame grid, once a window finds it
@@ -401,10 +400,7 @@ def _detect(src, keys, threshold, offset, duration):
             continue  # a short tail after full windows adds nothing
         for name, key in keys:
             det = detect_16k(x16, key=key, threshold=threshold, lags=lags[name])
-            if det.marked and det._lag is not None:
-                lags[name] = (det._lag,)
-            if lags[name] is not None:  # the same grid, counted from the next window's start
-                lags[name] = ((lags[name][0] - len(x16)) % SCHEME.hop,)
+            lags[name] = next_lags(det, lags[name], len(x16))
             if det.offset is not None:
                 det.offset += start  # counted from the item's start
             results[name].append(det)
