@@ -304,7 +304,8 @@ def overlap_add(fr, lo, hop, win, out):
 
 
 @njit(**_JIT)
-def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, band_snr_min, out):
+def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, band_snr_min, tilt,
+                 out):
     """Modulation depth per tile from a simple simultaneous-masking model.
 
     ``tile_power[u, b]``: band powers of tile ``u``; ``total_power[u]``: power of
@@ -317,6 +318,15 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
     tile, or ``band_snr_min`` of the tile's power inside the watermark's bands
     (bass-heavy music would otherwise get a loud mark relative to the band it
     lives in).
+
+    Finally, if ``tilt > 0``, the tile's mark is re-shared across its bands at
+    the same power: every depth is multiplied by ``(p / G) ** -tilt`` (``G``: the
+    geometric mean of the tile's non-zero band powers) and clipped to ``hi``, the
+    tile rescaled to the power it had, and clipped to ``hi`` again. The detector
+    reads each tile's log energy, to which a band contributes its depth whatever
+    its power, while the mark's power (what the SNR counts) grows with the band's
+    power: moving depth from loud bands to quieter ones raises the statistic at
+    the same power.
     """
     n_tiles, n_bands = tile_power.shape
     rise = np.empty(n_bands)  # sum over b2 <= b of p[b2] * up ** (b - b2)
@@ -350,6 +360,27 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
             g = np.sqrt(cap / wm)
             for b in range(n_bands):
                 out[u, b] *= g
+            wm = cap
+        if tilt <= 0.0 or wm <= 0.0:
+            continue
+        lg = 0.0
+        n = 0
+        for b in range(n_bands):
+            if tile_power[u, b] > 0.0:
+                lg += np.log(tile_power[u, b])
+                n += 1
+        lg /= n
+        w2 = 0.0
+        for b in range(n_bands):
+            p = tile_power[u, b]
+            if p > 0.0:
+                d = out[u, b] * np.exp(-tilt * (np.log(p) - lg))
+                out[u, b] = min(d, hi)
+                w2 += out[u, b] * out[u, b] * p
+        if w2 > 0.0:
+            g = np.sqrt(wm / w2)
+            for b in range(n_bands):
+                out[u, b] = min(out[u, b] * g, hi)
 
 
 @njit(**_JIT)

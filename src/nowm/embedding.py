@@ -129,7 +129,8 @@ def _depths(spec, lead, n_tiles, scheme: Scheme) -> np.ndarray:
     out = np.empty_like(tile_power)
     m = scheme.masking
     _kernels.masked_depth(tile_power, total, 10 ** (-m[0] / 10), 10 ** (-m[1] / 10),
-                          10 ** (-m[2] / 10), m[3], m[4], 10 ** (-m[5] / 10), 10 ** (-m[6] / 10), out)
+                          10 ** (-m[2] / 10), m[3], m[4], 10 ** (-m[5] / 10), 10 ** (-m[6] / 10),
+                          scheme.depth_tilt, out)
     return out / scheme.delta
 
 
