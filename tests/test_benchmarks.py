@@ -199,3 +199,48 @@ def test_payload_code_script(tmp_path):
     for row in rows:
         rates = [float(cell.split("%")[0]) for cell in row.split("|")[2:4]]
         assert all(0.0 <= r <= 100.0 for r in rates)
+
+
+def test_frontier_script(tmp_path):
+    """benchmarks/frontier.py finds, per target, the lowest strength that meets it,
+    and the largest strength the inaudibility targets allow."""
+
+    def run_json(strength, detected, owner):
+        cells = [dict(attack=a, clip_s=L, n=100, policy_detected=detected[(a, L)],
+                      policy_wrong=0, owner_correct=owner[(a, L)], owner_wrong=0)
+                 for a, L in detected]
+        info = dict(commit="abc", engine_hash="def", date_utc="2026-01-01 00:00 UTC")
+        d = dict(config=dict(strength=strength, excerpts=2, clips=50, sessions=[dict(run=info)]),
+                 run=info, cells=cells, excerpts=[dict(snr_db=33.0), dict(snr_db=30.0)])
+        p = tmp_path / f"r{strength}.json"
+        p.write_text(json.dumps(d))
+        return p
+
+    keys = [("clean", 10.0), ("mp3-128", 3.0), ("aac-64", 10.0)]
+    runs = [run_json(None, dict(zip(keys, (100, 90, 99))), dict(zip(keys, (70, 0, 50)))),
+            run_json(1.5, dict(zip(keys, (100, 96, 99))), dict(zip(keys, (95, 0, 60)))),
+            run_json(2.0, dict(zip(keys, (100, 99, 99))), dict(zip(keys, (99, 0, 70))))]
+    summary = [dict(strength=s, snr_median=snr, snr_min=snr - 3.0, visqol_delta_median=-v / 2,
+                    visqol_delta_worst=-v, visqol_fails=0)
+               for s, snr, v in ((1.0, 33.0, 0.01), (1.5, 29.5, 0.03), (2.0, 27.0, 0.05))]
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps(dict(summary=summary)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    r = subprocess.run([sys.executable, str(BENCH / "frontier.py"), *map(str, runs), "--quality",
+                        str(q), "--out-dir", str(tmp_path / "out")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    md = (tmp_path / "out" / "frontier.md").read_text()
+    rows = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
+    assert rows["| policy 3 s mp3-128 >= 95 %"].endswith("| 90.0 | **96.0** | **99.0** | x1.5 |")
+    assert rows["| owner id 10 s clean >= 99 % (implied)"].endswith("| x2 |")
+    assert rows["| policy 10 s clean >= 99.5 %"].endswith("| x1 |")
+    assert rows["| policy 10 s aac-64 >= 99.5 %"].endswith("| 99.0 | 99.0 | 99.0 | not within x2 |")
+    # a row per target the runs cover (owner id after AAC-64 too), and no other
+    assert len([k for k in rows if " >= " in k]) == 5
+    assert "policy 10 s aac-64: more than x2" in md
+    # SNR median 33 dB at x1 allows 10 ** (1 / 20) = x1.12, worst 30 dB x1.26; ViSQOL
+    # crosses 0.02 half-way (in log strength) from x1 to x1.5: x1.22
+    assert "SNR median 1.12, SNR worst 1.26, ViSQOL 1.22; all three: **1.12**" in md
+    assert (tmp_path / "out" / "frontier.png").read_bytes()[:4] == b"\x89PNG"
