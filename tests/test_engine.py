@@ -266,7 +266,7 @@ def test_masking_kernel_matches_its_definition(rng):
     total = p.sum(axis=1) * 10.0 ** rng.uniform(0, 3, 20)  # the broadband cap binds on some tiles
     up, down, off, lo, hi, snr, band = 10 ** -0.8, 10 ** -2.0, 10 ** -1.4, 0.04, 0.4, 10 ** -2.6, 0.1
     out = np.empty_like(p)
-    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.0, out)
+    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.0, 4, out)
     b = np.arange(46)
     spread = np.where(b[None, :] <= b[:, None], up ** (b[:, None] - b[None, :]),
                       down ** (b[None, :] - b[:, None]))  # [band, masker]
@@ -279,31 +279,44 @@ def test_masking_kernel_matches_its_definition(rng):
     np.testing.assert_allclose(out, d, rtol=1e-10, atol=1e-15)
     assert (wm > cap).any() and (wm <= cap).any()  # both branches exercised
 
-    # the tilt re-shares each tile's mark across its bands at the same power
-    tilted = np.empty_like(p)
-    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.25, tilted)
-    with np.errstate(divide="ignore"):
-        logp = np.log(p)
-    g = np.array([row[row > -np.inf].mean() for row in logp])
-    with np.errstate(over="ignore"):
-        t = np.minimum(d * np.exp(-0.25 * (logp - g[:, None])), hi)
-    t[p <= 0] = 0.0
-    power = (d * d * p).sum(axis=1)
-    t = np.minimum(t * np.sqrt(power / (t * t * p).sum(axis=1))[:, None], hi)
-    np.testing.assert_allclose(tilted, t, rtol=1e-10, atol=1e-15)
-    assert (tilted == hi).any()  # the clipping to hi is exercised too
-    # on smoother spectra nothing reaches hi, and each tile's mark keeps its power,
-    # with more depth in the tile's quieter bands and less in its louder ones
+    # the tilt re-shares each tile's mark across its bands at the same power: depth
+    # times (power / geometric mean of the band and its `half` neighbours) ** -tilt
+    def tilted_reference(d, p, tilt, half):
+        with np.errstate(divide="ignore"):
+            logp = np.where(p > 0, np.log(p), np.nan)
+        ref = np.array([[np.nanmean(row[max(j - half, 0):j + half + 1]) for j in range(46)]
+                        for row in logp])
+        with np.errstate(over="ignore", invalid="ignore"):
+            t = np.minimum(d * np.exp(-tilt * (logp - ref)), hi)
+        t[p <= 0] = 0.0
+        power = (d * d * p).sum(axis=1)
+        return np.minimum(t * np.sqrt(power / (t * t * p).sum(axis=1))[:, None], hi)
+
+    for half in (4, 46):  # a band's neighbourhood, or the whole tile
+        tilted = np.empty_like(p)
+        _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.25, half, tilted)
+        np.testing.assert_allclose(tilted, tilted_reference(d, p, 0.25, half), rtol=1e-10,
+                                   atol=1e-15)
+        assert (tilted == hi).any()  # the clipping to hi is exercised too
+    # on smoother spectra nothing reaches hi, and each tile's mark keeps its power
     p = rng.gamma(8.0, 1.0, (10, 46))
     total = p.sum(axis=1) * 30.0  # the broadband cap binds: depths well under hi
-    plain, tilted = np.empty_like(p), np.empty_like(p)
-    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.0, plain)
-    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.05, tilted)
-    assert tilted.max() < hi
-    np.testing.assert_allclose((tilted ** 2 * p).sum(axis=1), (plain ** 2 * p).sum(axis=1))
-    ratio = tilted / plain
+    plain, local, whole = np.empty_like(p), np.empty_like(p), np.empty_like(p)
+    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.0, 4, plain)
+    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.15, 4, local)
+    _kernels.masked_depth(p, total, up, down, off, lo, hi, snr, band, 0.05, 46, whole)
+    for tilted in (local, whole):
+        assert tilted.max() < hi
+        np.testing.assert_allclose((tilted ** 2 * p).sum(axis=1), (plain ** 2 * p).sum(axis=1))
+    # against the whole tile, the quieter a band the more of the mark it gets
+    ratio = whole / plain
     assert np.all(np.diff(ratio[np.arange(10)[:, None], np.argsort(p, axis=1)], axis=1) < 0)
-    assert (ratio.max(axis=1) > 1.0).all() and (ratio.min(axis=1) < 1.0).all()
+    # locally, a band quieter than its neighbours gains, one louder than them loses
+    ratio = local / plain
+    dip = (p[:, 1:-1] < p[:, :-2]) & (p[:, 1:-1] < p[:, 2:])
+    peak = (p[:, 1:-1] > p[:, :-2]) & (p[:, 1:-1] > p[:, 2:])
+    inner = ratio[:, 1:-1]
+    assert inner[dip].mean() > 1.0 > inner[peak].mean()
 
 
 def test_downmix_peak_silence_and_nan():

@@ -305,7 +305,7 @@ def overlap_add(fr, lo, hop, win, out):
 
 @njit(**_JIT)
 def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, band_snr_min, tilt,
-                 out):
+                 tilt_half, out):
     """Modulation depth per tile from a simple simultaneous-masking model.
 
     ``tile_power[u, b]``: band powers of tile ``u``; ``total_power[u]``: power of
@@ -321,12 +321,13 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
 
     Finally, if ``tilt > 0``, the tile's mark is re-shared across its bands at
     the same power: every depth is multiplied by ``(p / G) ** -tilt`` (``G``: the
-    geometric mean of the tile's non-zero band powers) and clipped to ``hi``, the
-    tile rescaled to the power it had, and clipped to ``hi`` again. The detector
-    reads each tile's log energy, to which a band contributes its depth whatever
-    its power, while the mark's power (what the SNR counts) grows with the band's
-    power: moving depth from loud bands to quieter ones raises the statistic at
-    the same power.
+    geometric mean of the non-zero powers of the band and its ``tilt_half``
+    neighbours on each side, in the same tile) and clipped to ``hi``, the tile
+    rescaled to the power it had, and clipped to ``hi`` again. The detector reads
+    each tile's log energy, to which a band contributes its depth whatever its
+    power, while the mark's power (what the SNR counts) grows with the band's
+    power: moving depth from loud bands to quieter neighbours raises the
+    statistic at the same power.
     """
     n_tiles, n_bands = tile_power.shape
     rise = np.empty(n_bands)  # sum over b2 <= b of p[b2] * up ** (b - b2)
@@ -363,18 +364,20 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
             wm = cap
         if tilt <= 0.0 or wm <= 0.0:
             continue
-        lg = 0.0
-        n = 0
-        for b in range(n_bands):
-            if tile_power[u, b] > 0.0:
-                lg += np.log(tile_power[u, b])
-                n += 1
-        lg /= n
+        for b in range(n_bands):  # log band powers, reusing ``rise``
+            p = tile_power[u, b]
+            rise[b] = np.log(p) if p > 0.0 else 0.0
         w2 = 0.0
         for b in range(n_bands):
             p = tile_power[u, b]
             if p > 0.0:
-                d = out[u, b] * np.exp(-tilt * (np.log(p) - lg))
+                lg = 0.0
+                n = 0
+                for b2 in range(max(b - tilt_half, 0), min(b + tilt_half + 1, n_bands)):
+                    if tile_power[u, b2] > 0.0:
+                        lg += rise[b2]
+                        n += 1
+                d = out[u, b] * np.exp(-tilt * (rise[b] - lg / n))
                 out[u, b] = min(d, hi)
                 w2 += out[u, b] * out[u, b] * p
         if w2 > 0.0:

@@ -57,12 +57,15 @@ class Scheme:
     #: bands (500 Hz - 7 kHz) a tile may reach
     masking: tuple = (8.0, 20.0, 14.0, 0.04, 0.4, 26.0, 20.0)
     #: re-share each tile's mark across its bands at the same power, depth times
-    #: ``(band power / the tile's geometric mean) ** -depth_tilt`` (session 9; see
-    #: ``_kernels.masked_depth``). On the 24 quality excerpts 0.05 raised the mean
-    #: statistic of clean 10 s clips by 14 % (17.4 -> 19.9) at the same SNR (32.8 ->
-    #: 32.9 dB median), for a ViSQOL penalty of -0.0161 instead of -0.0139 on the
-    #: worst excerpt; 0.1 gave +28 % but -0.0285 (3 of 24 beyond 0.02); 0.25, +50 % and -0.059
-    depth_tilt: float = 0.05
+    #: ``(band power / geometric mean of the band and its tilt_bands neighbours on
+    #: each side) ** -depth_tilt`` (session 9; see ``_kernels.masked_depth``). 24 quality
+    #: excerpts, mean statistic of clean 10 s clips (17.4 untilted) and ViSQOL worst
+    #: delta (-0.0139): 0.1 -> 19.6, -0.0152; 0.15 -> 20.6, -0.0155; 0.2 -> 21.5, -0.0180.
+    #: Against the whole tile's geometric mean instead, 0.05 gave 19.9 and -0.0161 there,
+    #: but -0.0224 on a tonal track of the 108 (-0.0144 with 0.1 and 4 bands): the
+    #: tile-wide tilt also moves the mark up the spectrum, the local one only into valleys
+    depth_tilt: float = 0.15
+    tilt_bands: int = 4
     #: whitened features are clipped to +-feature_clip local standard deviations
     feature_clip: float = 3.0
     #: ridge of the whitening's least-squares prediction, relative to the mean variance

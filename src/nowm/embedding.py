@@ -130,7 +130,7 @@ def _depths(spec, lead, n_tiles, scheme: Scheme) -> np.ndarray:
     m = scheme.masking
     _kernels.masked_depth(tile_power, total, 10 ** (-m[0] / 10), 10 ** (-m[1] / 10),
                           10 ** (-m[2] / 10), m[3], m[4], 10 ** (-m[5] / 10), 10 ** (-m[6] / 10),
-                          scheme.depth_tilt, out)
+                          scheme.depth_tilt, scheme.tilt_bands, out)
     return out / scheme.delta
 
 
