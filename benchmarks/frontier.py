@@ -23,7 +23,7 @@ Usage (the runs first, then this script; about 20 minutes on 2 cores)::
     done
     PYTHONPATH=$PWD/src python3 benchmarks/quality.py --tracks 24 --strength 1,1.1,1.25,1.5,2,3 \\
         --no-plot --mp3-tracks 0
-    python3 benchmarks/frontier.py benchmarks/results/robustness.json \\
+    PYTHONPATH=$PWD/src python3 benchmarks/frontier.py benchmarks/results/robustness.json \\
         benchmarks/results/strength/*/robustness.json --quality benchmarks/results/quality_strength.json
 
 Output: ``frontier.md`` and ``frontier.png`` in ``--out-dir`` (default
@@ -198,9 +198,10 @@ def write_plot(path: Path, runs, rows, quality, lim):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     S = np.array(list(runs))
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw=dict(width_ratios=[1.6, 1]))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 6.4), gridspec_kw=dict(width_ratios=[1.6, 1]))
     missed = [r for r in rows if r["kn"][S[0]][0] / r["kn"][S[0]][1] < r["target"]]
     cmap = plt.get_cmap("tab20")
     for i, r in enumerate(missed):
@@ -215,10 +216,11 @@ def write_plot(path: Path, runs, rows, quality, lim):
     ax.axhline(99, color="k", lw=0.6, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(S, [f"{s:g}" for s in S])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("strength (x default)")
     ax.set_ylabel("% of clips")
     ax.set_title("targets missed at the default strength")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=2)
     ax.grid(alpha=0.3)
     if quality:
         qs = np.array([r["strength"] for r in quality])
@@ -229,6 +231,7 @@ def write_plot(path: Path, runs, rows, quality, lim):
         bx.set_ylabel("SNR (dB)")
         bx.set_xscale("log")
         bx.set_xticks(qs, [f"{s:g}" for s in qs])
+        bx.xaxis.set_minor_formatter(NullFormatter())
         bx.set_xlabel("strength (x default)")
         cx = bx.twinx()
         cx.plot(qs, [-r["visqol_delta_worst"] for r in quality], "^-", color="C3",
