@@ -332,6 +332,7 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
     n_tiles, n_bands = tile_power.shape
     rise = np.empty(n_bands)  # sum over b2 <= b of p[b2] * up ** (b - b2)
     fall = np.empty(n_bands)  # sum over b2 > b of p[b2] * down ** (b2 - b)
+    logp = np.empty(n_bands)
     for u in range(n_tiles):
         wm = 0.0
         inband = 0.0
@@ -364,20 +365,28 @@ def masked_depth(tile_power, total_power, up, down, offset, lo, hi, snr_min, ban
             wm = cap
         if tilt <= 0.0 or wm <= 0.0:
             continue
-        for b in range(n_bands):  # log band powers, reusing ``rise``
+        # running sums of the log band powers (in ``rise``) and of their count (in
+        # ``fall``) over the bands before b, so each neighbourhood's mean costs O(1)
+        acc = 0.0
+        cnt = 0.0
+        for b in range(n_bands):
             p = tile_power[u, b]
-            rise[b] = np.log(p) if p > 0.0 else 0.0
+            lp = np.log(p) if p > 0.0 else 0.0
+            logp[b] = lp
+            rise[b] = acc
+            fall[b] = cnt
+            acc += lp
+            cnt += 1.0 if p > 0.0 else 0.0
         w2 = 0.0
         for b in range(n_bands):
             p = tile_power[u, b]
             if p > 0.0:
-                lg = 0.0
-                n = 0
-                for b2 in range(max(b - tilt_half, 0), min(b + tilt_half + 1, n_bands)):
-                    if tile_power[u, b2] > 0.0:
-                        lg += rise[b2]
-                        n += 1
-                d = out[u, b] * np.exp(-tilt * (rise[b] - lg / n))
+                a0 = max(b - tilt_half, 0)
+                a1 = min(b + tilt_half + 1, n_bands)
+                s1 = acc if a1 == n_bands else rise[a1]
+                c1 = cnt if a1 == n_bands else fall[a1]
+                lg = (s1 - rise[a0]) / (c1 - fall[a0])
+                d = out[u, b] * np.exp(-tilt * (logp[b] - lg))
                 out[u, b] = min(d, hi)
                 w2 += out[u, b] * out[u, b] * p
         if w2 > 0.0:
