@@ -116,9 +116,16 @@ def inaudible_limit(quality: list[dict]) -> dict:
             t = (va + 0.02) / (va - vb)
             lim["visqol"] = math.exp(math.log(sa) + t * (math.log(sb) - math.log(sa)))
             break
-    if lim["visqol"] is None and worst and worst[-1][1] >= -0.02:
-        lim["visqol"] = worst[-1][0]  # a lower bound: every strength measured passes
-    lim["all"] = min(v for v in lim.values() if v is not None)
+    lim["visqol_text"] = "not measured"
+    if lim["visqol"] is not None:
+        lim["visqol_text"] = f"{lim['visqol']:.2f}"
+    elif worst and worst[-1][1] >= -0.02:  # every strength measured passes: a lower bound
+        lim["visqol"] = worst[-1][0]
+        lim["visqol_text"] = f"at least {worst[-1][0]:g}"
+    elif worst and worst[0][1] < -0.02:  # every strength measured fails: an upper bound
+        lim["visqol"] = worst[0][0]
+        lim["visqol_text"] = f"below {worst[0][0]:g}"
+    lim["all"] = min(lim[k] for k in ("snr_median", "snr_min", "visqol") if lim[k] is not None)
     return lim
 
 
@@ -144,16 +151,16 @@ def write_markdown(path: Path, runs, rows, quality, lim, argv):
         out += ["## Inaudibility (24 excerpts, `quality.py`)", "",
                 "| strength | SNR median (dB) | SNR worst (dB) | ViSQOL delta median | "
                 "ViSQOL delta worst | excerpts beyond 0.02 |", "|---|---|---|---|---|---|"]
-        for r in quality:
-            out.append(f"| {r['strength']:g} | {r['snr_median']:.1f} | {r['snr_min']:.1f} | "
-                       f"{r['visqol_delta_median']:+.4f} | {r['visqol_delta_worst']:+.4f} | "
-                       f"{r['visqol_fails']} |")
+        for r in quality:  # ViSQOL is absent from a quality.py --no-visqol run
+            vq = (f"{r['visqol_delta_median']:+.4f} | {r['visqol_delta_worst']:+.4f} | "
+                  f"{r['visqol_fails']}" if r.get("visqol_delta_worst") is not None
+                  else "not measured | |")
+            out.append(f"| {r['strength']:g} | {r['snr_median']:.1f} | {r['snr_min']:.1f} | {vq} |")
         out += ["", "Targets: SNR median >= 32 dB, every excerpt >= 28 dB, ViSQOL within 0.02 of "
                 "the original's own score on every excerpt. Largest strength that meets them "
                 f"(interpolated): SNR median {lim['snr_median']:.2f}, SNR worst "
-                f"{lim['snr_min']:.2f}, ViSQOL "
-                + (f"{lim['visqol']:.2f}" if lim.get("visqol") else "not bracketed")
-                + f"; all three: **{lim['all']:.2f}**.", ""]
+                f"{lim['snr_min']:.2f}, ViSQOL {lim['visqol_text']}; all three: "
+                f"**{lim['all']:.2f}**.", ""]
     out += ["## Rate targets", "",
             "Rates in % of the clips (480 per cell); a bold rate meets its target. *first met*: "
             "the lowest strength measured at which the target holds.", "",
@@ -186,8 +193,11 @@ def write_markdown(path: Path, runs, rows, quality, lim, argv):
             else:
                 s = r["first_met"]
                 q = min(quality, key=lambda x: abs(x["strength"] - s)) if quality else None
-                extra = (f" (there: SNR median {q['snr_median']:.1f} dB, ViSQOL worst "
-                         f"{q['visqol_delta_worst']:+.4f})" if q and abs(q["strength"] - s) < 1e-9 else "")
+                extra = ""
+                if q and abs(q["strength"] - s) < 1e-9:
+                    vq = q.get("visqol_delta_worst")
+                    extra = (f" (there: SNR median {q['snr_median']:.1f} dB"
+                             + (f", ViSQOL worst {vq:+.4f})" if vq is not None else ")"))
                 out.append(f"- {name}: x{s:g}, {20 * math.log10(s):.1f} dB more mark{extra}")
         out.append("")
     path.write_text("\n".join(out))
@@ -233,13 +243,15 @@ def write_plot(path: Path, runs, rows, quality, lim):
         bx.set_xticks(qs, [f"{s:g}" for s in qs])
         bx.xaxis.set_minor_formatter(NullFormatter())
         bx.set_xlabel("strength (x default)")
-        cx = bx.twinx()
-        cx.plot(qs, [-r["visqol_delta_worst"] for r in quality], "^-", color="C3",
-                label="ViSQOL penalty, worst excerpt (<= 0.02)")
-        cx.axhline(0.02, color="C3", lw=0.6, ls=":")
-        cx.set_ylabel("ViSQOL penalty (own - marked)")
         h1, l1 = bx.get_legend_handles_labels()
-        h2, l2 = cx.get_legend_handles_labels()
+        h2, l2 = [], []
+        if all(r.get("visqol_delta_worst") is not None for r in quality):
+            cx = bx.twinx()
+            cx.plot(qs, [-r["visqol_delta_worst"] for r in quality], "^-", color="C3",
+                    label="ViSQOL penalty, worst excerpt (<= 0.02)")
+            cx.axhline(0.02, color="C3", lw=0.6, ls=":")
+            cx.set_ylabel("ViSQOL penalty (own - marked)")
+            h2, l2 = cx.get_legend_handles_labels()
         bx.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
         bx.set_title("inaudibility (24 excerpts)")
         bx.grid(alpha=0.3)

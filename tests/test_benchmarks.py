@@ -244,3 +244,16 @@ def test_frontier_script(tmp_path):
     # crosses 0.02 half-way (in log strength) from x1 to x1.5: x1.22
     assert "SNR median 1.12, SNR worst 1.26, ViSQOL 1.22; all three: **1.12**" in md
     assert (tmp_path / "out" / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a quality.py --no-visqol run has SNR only: the SNR limits alone bound the strength
+    for r in summary:
+        for k in ("visqol_delta_median", "visqol_delta_worst", "visqol_fails"):
+            del r[k]
+    q.write_text(json.dumps(dict(summary=summary)))
+    r = subprocess.run([sys.executable, str(BENCH / "frontier.py"), *map(str, runs), "--quality",
+                        str(q), "--out-dir", str(tmp_path / "snr")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    md = (tmp_path / "snr" / "frontier.md").read_text()
+    assert "SNR median 1.12, SNR worst 1.26, ViSQOL not measured; all three: **1.12**" in md
+    assert "| 1.5 | 29.5 | 26.5 | not measured | | |" in md
